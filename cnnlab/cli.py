@@ -1,0 +1,172 @@
+"""The ``cnnlab`` command: LightningCLI with cnnlab's defaults, resume and post-fit test.
+
+``cnnlab fit|validate|test|predict --config experiments/<recipe>.yaml`` as with any LightningCLI, plus:
+
+* ``experiments/defaults.yaml`` is read first, so recipes hold only what differs;
+* runs log to ``lightning_logs/<recipe name>/version_N`` (the name is the last ``--config`` file's);
+* ``--ckpt_path last`` resumes the newest run of that recipe in its own ``version_N`` folder;
+* after ``fit``, the best checkpoint (by ``val/acc``) is tested and the metrics printed;
+* ``num_classes``, ``in_channels``, ``image_size`` and ``class_names`` go from the data module to the
+  model; ``--optimizer`` and ``--lr_scheduler`` go into the model's hyperparameters.
+"""
+
+import re
+import sys
+from pathlib import Path
+
+import torch
+from lightning.pytorch.cli import LightningCLI, LRSchedulerTypeTuple
+from torch.optim import Optimizer
+
+import datamodules  # noqa: F401  (makes the data modules' short names known to --data)
+from cnnlab.errors import UserError
+from datamodules import ClassificationDataModule
+from models import ImageClassifier
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULTS = ROOT / "experiments" / "defaults.yaml"
+SUBCOMMANDS = ("fit", "validate", "test", "predict")
+DATA_LINKS = ("num_classes", "in_channels", "image_size", "class_names")
+# Hyperparameters that the CLI sets from elsewhere; a checkpoint's copies of them are not parsed back.
+LINKED_HPARAMS = (*DATA_LINKS, "optimizer", "lr_scheduler")
+
+
+class CNNLabCLI(LightningCLI):
+    def __init__(self, args=None, run: bool = True):
+        defaults = [str(DEFAULTS)] if DEFAULTS.is_file() else []
+        super().__init__(
+            ImageClassifier,
+            ClassificationDataModule,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            seed_everything_default=42,
+            save_config_kwargs={"overwrite": True},  # a resumed run rewrites its config.yaml
+            parser_kwargs={name: {"default_config_files": defaults} for name in SUBCOMMANDS},
+            args=args,
+            run=run,
+        )
+
+    def add_arguments_to_parser(self, parser) -> None:
+        parser.add_optimizer_args((Optimizer,), link_to="model.init_args.optimizer")
+        parser.add_lr_scheduler_args(LRSchedulerTypeTuple, link_to="model.init_args.lr_scheduler")
+        for key in DATA_LINKS:
+            parser.link_arguments(f"data.{key}", f"model.init_args.{key}", apply_on="instantiate")
+        parser.add_argument(
+            "--test_after_fit",
+            type=bool,
+            default=True,
+            help="After fit, test the best checkpoint (fit only).",
+        )
+
+    @staticmethod
+    def link_optimizers_and_lr_schedulers(parser) -> None:
+        # As Lightning's, but the model receives plain dicts, so its hyperparameters stay plain values.
+        for key, (_, link_to) in {**parser._optimizers, **parser._lr_schedulers}.items():
+            if link_to != "AUTOMATIC":
+                parser.link_arguments(key, link_to, compute_fn=_as_dict)
+
+    # -- run naming and resume ----------------------------------------------------------------------
+    def _parse_ckpt_path(self) -> None:
+        """Name the run, resolve ``--ckpt_path last``, and take the architecture from the checkpoint."""
+        subcommand = self.config.get("subcommand")
+        if not subcommand:
+            return
+        cfg = self.config[subcommand]
+        logger = _tensorboard_init_args(cfg)
+        if logger is not None and logger.get("name") in (None, "lightning_logs"):
+            logger["name"] = self._experiment_name(cfg)
+        if cfg.get("ckpt_path") == "last" and logger is not None:
+            cfg["ckpt_path"] = _newest_last_checkpoint(Path(logger["save_dir"]) / logger["name"])
+        ckpt_path = cfg.get("ckpt_path")
+        if not ckpt_path or ckpt_path in ("best", "last", "hpc"):
+            return
+        if not Path(ckpt_path).is_file():
+            raise UserError(f"checkpoint {ckpt_path} does not exist; pass an existing .ckpt file or 'last'")
+        ckpt = torch.load(ckpt_path, weights_only=True, map_location="cpu")
+        if subcommand == "fit" and logger is not None:
+            _continue_run(logger, Path(ckpt_path), ckpt.get("global_step", 0))
+        hparams = {k: v for k, v in ckpt.get("hyper_parameters", {}).items() if not k.startswith("_")}
+        model_cfg = {k: v for k, v in hparams.items() if k not in LINKED_HPARAMS}
+        if model_cfg:
+            class_path = ckpt.get("hyper_parameters", {}).get("_class_path")
+            model = (
+                {"class_path": class_path, "init_args": model_cfg} if class_path else {"init_args": model_cfg}
+            )
+            self.config = self.parser.parse_object({subcommand: {"model": model}}, self.config)
+
+    def _experiment_name(self, cfg) -> str:
+        configs = [c for c in (cfg.get("config") or []) if c is not None]
+        if configs:
+            return Path(str(configs[-1])).stem
+        data = str(cfg.data.class_path).rsplit(".", 1)[-1].removesuffix("DataModule").lower()
+        return f"{data}_{cfg.model.init_args.arch}"
+
+    # -- after fit: test the best checkpoint ---------------------------------------------------------
+    def after_fit(self) -> None:
+        if not self.config.fit.get("test_after_fit", True) or self.trainer.interrupted:
+            return
+        best = getattr(self.trainer.checkpoint_callback, "best_model_path", "")
+        self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best or None, weights_only=True)
+
+
+def _as_dict(value):
+    """A linked optimizer or scheduler config as plain YAML values (dicts, lists, scalars)."""
+    if hasattr(value, "as_dict"):
+        value = value.as_dict()
+    if isinstance(value, dict):
+        return {k: _as_dict(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_as_dict(v) for v in value]
+    return value
+
+
+def _tensorboard_init_args(cfg):
+    logger = cfg.trainer.get("logger")
+    if hasattr(logger, "class_path") and str(logger.class_path).endswith("TensorBoardLogger"):
+        return logger.init_args
+    return None
+
+
+def _newest_last_checkpoint(run_dir: Path) -> str | None:
+    candidates = sorted(run_dir.glob("version_*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
+    if not candidates:
+        print(
+            f"cnnlab: no last.ckpt under {run_dir}/version_*/checkpoints; starting a new run", file=sys.stderr
+        )
+        return None
+    return str(candidates[-1])
+
+
+def _continue_run(logger, ckpt_path: Path, global_step: int) -> None:
+    """Log a resumed fit into the checkpoint's own ``version_N`` folder, as one unbroken curve."""
+    run_dir = ckpt_path.resolve().parent.parent
+    expected = (Path(logger["save_dir"]) / logger["name"]).resolve()
+    match = re.fullmatch(r"version_(\d+)", run_dir.name)
+    if ckpt_path.resolve().parent.name == "checkpoints" and match and run_dir.parent == expected:
+        logger["version"] = int(match.group(1))
+        # TensorBoard drops events the interrupted run wrote past the checkpoint, so no step appears twice.
+        logger["purge_step"] = global_step
+
+
+def _user_error(err: BaseException) -> UserError | None:
+    """The UserError behind ``err``: jsonargparse wraps errors raised while instantiating classes."""
+    while err is not None:
+        if isinstance(err, UserError):
+            return err
+        err = err.__cause__ or err.__context__
+    return None
+
+
+def main(args=None) -> None:
+    try:
+        CNNLabCLI(args=args)
+    except Exception as err:
+        cause = _user_error(err)
+        if cause is None:
+            raise
+        print(f"cnnlab: error: {cause}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()

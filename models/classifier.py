@@ -1,0 +1,138 @@
+"""``ImageClassifier``: the one LightningModule that trains any registered architecture.
+
+Training logic lives here once: cross-entropy (optional label smoothing), the optimizer and LR scheduler
+named in the config, and torchmetrics for every split. Hyperparameters are plain values (names, numbers,
+``{"class_path", "init_args"}`` dicts), so ``ImageClassifier.load_from_checkpoint(path)`` needs nothing
+else and checkpoints load with ``torch.load(weights_only=True)``.
+"""
+
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.cli import instantiate_class
+from torchmetrics import MetricCollection
+from torchmetrics.classification import (
+    MulticlassAccuracy,
+    MulticlassF1Score,
+    MulticlassPrecision,
+    MulticlassRecall,
+)
+
+from cnnlab.schedulers import WarmupCosineLR  # noqa: F401  (makes --lr_scheduler WarmupCosineLR known)
+from models.registry import get_model
+
+DEFAULT_OPTIMIZER = {"class_path": "torch.optim.Adam", "init_args": {"lr": 1e-3}}
+
+# Schedulers whose length cnnlab derives from the trainer when the config leaves it out; they then
+# step every optimizer step, so the curve spans the whole run whatever the data size.
+_LENGTH_ARGS = {
+    "OneCycleLR": ("total_steps", ("total_steps", "epochs")),
+    "WarmupCosineLR": ("total_steps", ("total_steps",)),
+}
+
+
+def split_metrics(num_classes: int, prefix: str) -> MetricCollection:
+    metrics = {
+        "acc": MulticlassAccuracy(num_classes, average="micro"),
+        "precision": MulticlassPrecision(num_classes, average="macro"),
+        "recall": MulticlassRecall(num_classes, average="macro"),
+        "f1": MulticlassF1Score(num_classes, average="macro"),
+    }
+    if num_classes > 5:
+        metrics["acc_top5"] = MulticlassAccuracy(num_classes, top_k=5, average="micro")
+    return MetricCollection(metrics, prefix=f"{prefix}/")
+
+
+class ImageClassifier(L.LightningModule):
+    """Wraps the architecture ``arch`` from the registry.
+
+    Args:
+        arch: registered architecture name (``cnnlab`` lists them in its error for an unknown name).
+        num_classes, in_channels, image_size, class_names: set from the data module by the CLI.
+        arch_kwargs: extra constructor arguments for the architecture (e.g. ``{imagenet_stem: true}``).
+        label_smoothing: cross-entropy label smoothing.
+        optimizer: ``{"class_path", "init_args"}`` of a torch optimizer; the CLI fills it from
+            ``--optimizer``. Default: Adam, lr 1e-3.
+        lr_scheduler: the same for a scheduler, from ``--lr_scheduler``. ``OneCycleLR`` and
+            ``WarmupCosineLR`` without ``total_steps`` span the whole run and step per batch; other
+            schedulers step per epoch.
+    """
+
+    def __init__(
+        self,
+        arch: str = "resnet18",
+        num_classes: int = 10,
+        in_channels: int = 3,
+        image_size: int = 32,
+        class_names: list[str] | None = None,
+        arch_kwargs: dict[str, Any] | None = None,
+        label_smoothing: float = 0.0,
+        optimizer: dict[str, Any] | None = None,
+        lr_scheduler: dict[str, Any] | None = None,
+    ):
+        super().__init__()
+        self.save_hyperparameters()
+        self.model = get_model(
+            arch,
+            num_classes=num_classes,
+            in_channels=in_channels,
+            image_size=image_size,
+            **(arch_kwargs or {}),
+        )
+        self.train_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.val_metrics = split_metrics(num_classes, "val")
+        self.test_metrics = split_metrics(num_classes, "test")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+    def _loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(logits, y, label_smoothing=self.hparams.label_smoothing)
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        logits = self(x)
+        loss = self._loss(logits, y)
+        self.train_acc(logits, y)
+        self.log("train/loss", loss, prog_bar=True)
+        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True)
+        return loss
+
+    def _eval_step(self, batch, split: str, metrics: MetricCollection) -> None:
+        x, y = batch
+        logits = self(x)
+        self.log(f"{split}/loss", self._loss(logits, y), prog_bar=split == "val")
+        metrics.update(logits, y)
+        for name, metric in metrics.items():
+            self.log(name, metric, prog_bar=name == "val/acc")
+
+    def validation_step(self, batch, batch_idx):
+        self._eval_step(batch, "val", self.val_metrics)
+
+    def test_step(self, batch, batch_idx):
+        self._eval_step(batch, "test", self.test_metrics)
+
+    def predict_step(self, batch, batch_idx):
+        x = batch[0] if isinstance(batch, (list, tuple)) else batch
+        return self(x).softmax(dim=1)
+
+    def configure_optimizers(self):
+        optimizer = instantiate_class(self.parameters(), self.hparams.optimizer or DEFAULT_OPTIMIZER)
+        config = self.hparams.lr_scheduler
+        if not config:
+            return optimizer
+        config = {"class_path": config["class_path"], "init_args": dict(config.get("init_args") or {})}
+        name = config["class_path"].rsplit(".", 1)[-1]
+        interval = "epoch"
+        if name in _LENGTH_ARGS:
+            arg, given = _LENGTH_ARGS[name]
+            if not any(config["init_args"].get(k) for k in given):
+                config["init_args"][arg] = int(self.trainer.estimated_stepping_batches)
+                interval = "step"
+        scheduler = instantiate_class(optimizer, config)
+        sched = {"scheduler": scheduler, "interval": interval}
+        if name == "ReduceLROnPlateau":
+            sched["monitor"] = "val/loss"
+        return {"optimizer": optimizer, "lr_scheduler": sched}

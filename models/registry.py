@@ -1,0 +1,52 @@
+"""Maps architecture names (``resnet18``, ``lenet5``, ...) to constructors.
+
+Configs and checkpoints name architectures by string; this is the one place those strings resolve.
+"""
+
+import difflib
+import inspect
+from collections.abc import Callable
+
+import torch.nn as nn
+
+from cnnlab.errors import UnknownNameError
+
+_MODELS: dict[str, Callable[..., nn.Module]] = {}
+
+# Arguments that come from the data (linked by the CLI); a constructor receives those it declares.
+DATA_ARGS = ("num_classes", "in_channels", "image_size")
+
+
+def register_model(name: str) -> Callable:
+    """Decorator: register a constructor under ``name``. Names are unique."""
+
+    def wrap(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        if name in _MODELS:
+            raise ValueError(f"architecture {name!r} is already registered (by {_MODELS[name].__module__})")
+        _MODELS[name] = fn
+        return fn
+
+    return wrap
+
+
+def list_models() -> list[str]:
+    return sorted(_MODELS)
+
+
+def get_model(name: str, **kwargs) -> nn.Module:
+    """Build the architecture ``name``.
+
+    ``num_classes``, ``in_channels`` and ``image_size`` are passed only to constructors that take them,
+    so the data module can offer all three to every architecture.
+    """
+    if name not in _MODELS:
+        close = difflib.get_close_matches(name, _MODELS, n=3)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise UnknownNameError(f"unknown architecture {name!r}.{hint} Known: {', '.join(list_models())}")
+    fn = _MODELS[name]
+    accepted = inspect.signature(fn).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
+    for key in DATA_ARGS:
+        if key in kwargs and key not in accepted and not takes_any:
+            kwargs.pop(key)
+    return fn(**kwargs)

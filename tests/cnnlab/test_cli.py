@@ -1,0 +1,261 @@
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from cnnlab.cli import CNNLabCLI, main
+
+EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
+RECIPES = sorted(p for p in EXPERIMENTS.glob("*.yaml") if p.name != "defaults.yaml")
+QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
+
+
+@pytest.fixture(autouse=True)
+def _plain_argv(monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["cnnlab"])
+
+
+def data_args(recipe: Path, roots: dict) -> list[str]:
+    data = yaml.safe_load(recipe.read_text())["data"]["class_path"].rsplit(".", 1)[-1]
+    return ["--data.data_dir", str(roots[data]), "--data.download", "false", "--data.num_workers", "0"]
+
+
+@pytest.fixture
+def roots(mnist_root, cifar_root):
+    return {"MNISTDataModule": mnist_root, "CIFAR10DataModule": cifar_root}
+
+
+def scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    events = EventAccumulator(str(run_dir))
+    events.Reload()
+    return {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.stem)
+def test_every_experiment_runs_fast_dev_run(recipe, roots, in_tmp):
+    cli = CNNLabCLI(
+        args=[
+            "fit",
+            "--config",
+            str(recipe),
+            *data_args(recipe, roots),
+            "--data.batch_size",
+            "8",
+            "--trainer.fast_dev_run",
+            "1",
+            *QUIET,
+        ]
+    )
+    assert cli.trainer.global_step == 1
+    assert "test/acc" in cli.trainer.callback_metrics  # the post-fit test ran
+
+
+def test_fit_learns_logs_by_recipe_name_and_tests_the_best_checkpoint(mnist_root, in_tmp):
+    recipe = EXPERIMENTS / "mnist_cnn.yaml"
+    cli = CNNLabCLI(
+        args=[
+            "fit",
+            "--config",
+            str(recipe),
+            "--data.data_dir",
+            str(mnist_root),
+            "--data.download",
+            "false",
+            "--data.num_workers",
+            "0",
+            "--data.batch_size",
+            "32",
+            "--trainer.max_epochs",
+            "3",
+            "--trainer.log_every_n_steps",
+            "4",
+            *QUIET,
+        ]
+    )
+    run = in_tmp / "lightning_logs" / "mnist_cnn" / "version_0"
+    checkpoints = sorted(p.name for p in (run / "checkpoints").iterdir())
+    assert "last.ckpt" in checkpoints and any(n.startswith("epoch") for n in checkpoints)
+    assert (run / "config.yaml").is_file()
+    assert cli.trainer.callback_metrics["test/acc"] > 0.5  # chance is 0.1
+    logged = scalars(run)
+    for tag in (
+        "train/loss",
+        "train/acc",
+        "val/loss",
+        "val/acc",
+        "val/f1",
+        "val/acc_top5",
+        "test/acc",
+        "test/precision",
+        "test/recall",
+        "lr-Adam",
+    ):
+        assert tag in logged, tag
+    assert len(logged["val/acc"]) == 3
+
+
+def test_resume_last_continues_in_the_same_folder_without_duplicate_steps(mnist_root, in_tmp):
+    args = [
+        "fit",
+        "--config",
+        str(EXPERIMENTS / "mnist_lenet5.yaml"),
+        "--data.data_dir",
+        str(mnist_root),
+        "--data.download",
+        "false",
+        "--data.num_workers",
+        "0",
+        "--data.batch_size",
+        "60",
+        *QUIET,
+    ]
+    first = CNNLabCLI(args=[*args, "--trainer.max_epochs", "1"])
+    steps_per_epoch = first.trainer.global_step
+    resumed = CNNLabCLI(args=[*args, "--trainer.max_epochs", "2", "--ckpt_path", "last"])
+    assert resumed.trainer.global_step == 2 * steps_per_epoch
+    assert resumed.trainer.current_epoch == 2
+    runs = sorted(p.name for p in (in_tmp / "lightning_logs" / "mnist_lenet5").iterdir())
+    assert runs == ["version_0"]
+    logged = scalars(in_tmp / "lightning_logs" / "mnist_lenet5" / "version_0")
+    val_steps = [step for step, _ in logged["val/acc"]]
+    assert len(val_steps) == 2 and len(set(val_steps)) == 2
+    assert len(logged["test/acc"]) == 1  # the first run's post-fit test is superseded
+
+
+def test_test_subcommand_takes_the_architecture_from_the_checkpoint(mnist_root, in_tmp):
+    common = [
+        "--data.data_dir",
+        str(mnist_root),
+        "--data.download",
+        "false",
+        "--data.num_workers",
+        "0",
+        *QUIET,
+    ]
+    CNNLabCLI(
+        args=[
+            "fit",
+            "--config",
+            str(EXPERIMENTS / "mnist_lenet5.yaml"),
+            *common,
+            "--trainer.max_epochs",
+            "1",
+            "--test_after_fit",
+            "false",
+        ]
+    )
+    ckpt = in_tmp / "lightning_logs" / "mnist_lenet5" / "version_0" / "checkpoints" / "last.ckpt"
+    cli = CNNLabCLI(
+        args=["test", "--config", str(EXPERIMENTS / "mnist_cnn.yaml"), *common, "--ckpt_path", str(ckpt)]
+    )
+    assert cli.model.hparams.arch == "lenet5"
+    assert "test/acc" in cli.trainer.callback_metrics
+
+
+def test_configs_merge_in_order_and_print(in_tmp, capsys):
+    override = in_tmp / "small.yaml"
+    override.write_text("data:\n  init_args:\n    batch_size: 7\n")
+    with pytest.raises(SystemExit) as done:
+        CNNLabCLI(
+            args=[
+                "fit",
+                "--config",
+                str(EXPERIMENTS / "mnist_lenet5.yaml"),
+                "--config",
+                str(override),
+                "--print_config",
+            ]
+        )
+    assert done.value.code == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["data"]["init_args"]["batch_size"] == 7
+    assert printed["model"]["init_args"]["arch"] == "lenet5"
+    assert printed["optimizer"]["class_path"] == "torch.optim.Adam"  # from experiments/defaults.yaml
+    assert "num_classes" not in printed["model"]["init_args"]  # linked from the data module
+
+
+def test_subclass_mode_options(folder_root, in_tmp):
+    cli = CNNLabCLI(
+        args=[
+            "fit",
+            "--config",
+            str(EXPERIMENTS / "cifar10_simplecnn.yaml"),
+            "--data",
+            "ImageFolderDataModule",
+            "--data.data_dir",
+            str(folder_root),
+            "--data.num_workers",
+            "0",
+            "--optimizer",
+            "SGD",
+            "--optimizer.lr",
+            "0.05",
+            "--lr_scheduler",
+            "WarmupCosineLR",
+            "--lr_scheduler.warmup",
+            "0.25",
+            "--trainer.callbacks+=EarlyStopping",
+            "--trainer.callbacks.monitor",
+            "val/loss",
+            "--trainer.max_epochs",
+            "2",
+            "--test_after_fit",
+            "false",
+            *QUIET,
+        ]
+    )
+    assert cli.model.hparams.num_classes == 3 and cli.model.hparams.class_names == [
+        "circle",
+        "square",
+        "triangle",
+    ]
+    assert cli.model.hparams.optimizer["class_path"] == "torch.optim.SGD"
+    assert {type(c) for c in cli.trainer.callbacks} >= {EarlyStopping, ModelCheckpoint}
+    scheduler = cli.trainer.lr_scheduler_configs[0]
+    assert scheduler.interval == "step" and scheduler.scheduler.total_steps == cli.trainer.global_step
+
+
+def run_main(args, capsys) -> tuple[int, str]:
+    with pytest.raises(SystemExit) as done:
+        main(args)
+    return done.value.code, capsys.readouterr().err.strip()
+
+
+def test_unknown_architecture_is_one_line_listing_known_ones(mnist_root, in_tmp, capsys):
+    code, err = run_main(
+        [
+            "fit",
+            "--config",
+            str(EXPERIMENTS / "mnist_lenet5.yaml"),
+            "--model.arch",
+            "lenet6",
+            "--data.data_dir",
+            str(mnist_root),
+        ],
+        capsys,
+    )
+    assert code == 2
+    last = err.splitlines()[-1]
+    assert "unknown architecture 'lenet6'" in last and "lenet5" in last and "resnet18" in last
+
+
+def test_missing_data_is_one_line_and_leaves_no_run(in_tmp, capsys):
+    code, err = run_main(
+        [
+            "fit",
+            "--config",
+            str(EXPERIMENTS / "mnist_lenet5.yaml"),
+            "--data.data_dir",
+            "elsewhere",
+            "--data.download",
+            "false",
+            *QUIET,
+        ],
+        capsys,
+    )
+    assert code == 2
+    assert err.splitlines()[-1].startswith("cnnlab: error: MNIST not found in ")
+    assert "Traceback" not in err

@@ -1,0 +1,89 @@
+import lightning as L
+import pytest
+import torch
+
+from datamodules import MNISTDataModule
+from models import ImageClassifier
+
+ONE_CYCLE = {"class_path": "torch.optim.lr_scheduler.OneCycleLR", "init_args": {"max_lr": 0.05}}
+
+
+def tiny_trainer(tmp_path, **kwargs) -> L.Trainer:
+    kwargs = {
+        "max_epochs": 1,
+        "logger": False,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+        "default_root_dir": tmp_path,
+        **kwargs,
+    }
+    return L.Trainer(**kwargs)
+
+
+def mnist(root) -> MNISTDataModule:
+    return MNISTDataModule(data_dir=str(root), batch_size=32, num_workers=0, download=False)
+
+
+def test_checkpoint_loads_with_no_arguments_and_weights_only(mnist_root, tmp_path):
+    model = ImageClassifier(
+        arch="lenet5",
+        num_classes=10,
+        in_channels=1,
+        image_size=28,
+        class_names=[str(i) for i in range(10)],
+        label_smoothing=0.1,
+    )
+    trainer = tiny_trainer(tmp_path, limit_train_batches=3, limit_val_batches=1)
+    trainer.fit(model, datamodule=mnist(mnist_root))
+    path = tmp_path / "model.ckpt"
+    trainer.save_checkpoint(path)
+
+    raw = torch.load(path, weights_only=True)
+    assert raw["hyper_parameters"]["arch"] == "lenet5"
+    assert raw["global_step"] == 3
+
+    loaded = ImageClassifier.load_from_checkpoint(path)
+    assert loaded.hparams.class_names == [str(i) for i in range(10)]
+    x = torch.randn(4, 1, 28, 28)
+    model.eval(), loaded.eval()
+    torch.testing.assert_close(loaded(x), model(x))
+
+
+def test_one_cycle_length_comes_from_the_trainer(mnist_root, tmp_path):
+    model = ImageClassifier(
+        arch="mnist_cnn",
+        num_classes=10,
+        in_channels=1,
+        image_size=28,
+        optimizer={"class_path": "torch.optim.SGD", "init_args": {"lr": 0.01}},
+        lr_scheduler=ONE_CYCLE,
+    )
+    trainer = tiny_trainer(tmp_path, max_epochs=2, limit_train_batches=4, limit_val_batches=1)
+    trainer.fit(model, datamodule=mnist(mnist_root))
+    config = trainer.lr_scheduler_configs[0]
+    assert config.interval == "step"
+    assert config.scheduler.total_steps == 8 == trainer.global_step
+
+
+def test_epoch_schedulers_step_per_epoch(mnist_root, tmp_path):
+    step_lr = {"class_path": "torch.optim.lr_scheduler.StepLR", "init_args": {"step_size": 1, "gamma": 0.5}}
+    model = ImageClassifier(
+        arch="mnist_cnn", num_classes=10, in_channels=1, image_size=28, lr_scheduler=step_lr
+    )
+    trainer = tiny_trainer(tmp_path, max_epochs=2, limit_train_batches=3, limit_val_batches=1)
+    trainer.fit(model, datamodule=mnist(mnist_root))
+    assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(1e-3 * 0.25)
+
+
+def test_label_smoothing_raises_the_loss_of_confident_predictions():
+    logits, y = torch.tensor([[10.0, -10.0]]), torch.tensor([0])
+    plain = ImageClassifier(arch="simplecnn", num_classes=2)._loss(logits, y)
+    smooth = ImageClassifier(arch="simplecnn", num_classes=2, label_smoothing=0.2)._loss(logits, y)
+    assert smooth > plain + 1.0
+
+
+def test_metrics_cover_top5_only_with_more_than_five_classes():
+    ten = dict(ImageClassifier(arch="lenet5", num_classes=10).val_metrics.items())
+    three = dict(ImageClassifier(arch="lenet5", num_classes=3).test_metrics.items())
+    assert set(ten) == {"val/acc", "val/precision", "val/recall", "val/f1", "val/acc_top5"}
+    assert set(three) == {"test/acc", "test/precision", "test/recall", "test/f1"}
