@@ -12,6 +12,7 @@
 
 import re
 import sys
+import warnings
 from pathlib import Path
 
 import torch
@@ -144,6 +145,7 @@ def _continue_run(logger, ckpt_path: Path, global_step: int) -> None:
     match = re.fullmatch(r"version_(\d+)", run_dir.name)
     if ckpt_path.resolve().parent.name == "checkpoints" and match and run_dir.parent == expected:
         logger["version"] = int(match.group(1))
+        warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
         # TensorBoard drops events the interrupted run wrote past the checkpoint, so no step appears twice.
         logger["purge_step"] = global_step
 
