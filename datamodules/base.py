@@ -1,8 +1,16 @@
-"""The shared part of every data module: validation split, normalisation, loaders.
+"""The shared part of every data module: validation split, augmentation, normalisation, loaders.
 
-A subclass says how to open a split (``_open``) and which augmentation its training set gets
-(``_augmentation``); it sets ``num_classes``, ``in_channels``, ``image_size`` and ``class_names`` in
-its constructor, so the CLI can pass them to the model before anything is loaded.
+Two data paths serve the same images:
+
+* fast (default): a split lives in memory as one uint8 tensor (``InMemoryImages``), batches are index
+  lookups, and augmentation and normalisation run per batch on the training device in
+  ``on_after_batch_transfer``;
+* per-image (``fast: false``): torchvision data sets with per-image transforms in DataLoader workers,
+  for users who want to plug in arbitrary transforms.
+
+A subclass names its splits and how to open them, its augmentation (``_augmentation_defaults``), and
+sets ``num_classes``, ``in_channels``, ``image_size`` and ``class_names`` in its constructor, so the
+CLI can pass them to the model before anything is loaded.
 """
 
 from pathlib import Path
@@ -11,8 +19,11 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 from torchvision.transforms import v2
+from torchvision.transforms.v2 import functional as TF
 
 from cnnlab.errors import DataNotFoundError
+from datamodules.augment import Cutout, augment_batch
+from datamodules.memory import InMemoryImages, keep_batch
 
 
 class ClassificationDataModule(L.LightningDataModule):
@@ -21,12 +32,17 @@ class ClassificationDataModule(L.LightningDataModule):
     Args:
         data_dir: folder that holds the data set (downloaded there when ``download`` is true).
         batch_size: images per batch, for every split.
-        num_workers: DataLoader worker processes.
+        num_workers: DataLoader worker processes of the per-image path (and of image decoding).
         val_fraction: share of the training set held out for validation (the test split is never used
             for model selection).
         split_seed: seed of the validation split, fixed so every run of a recipe validates on the same images.
-        augment: apply the data set's usual training augmentation.
+        augment: apply the training augmentation (the data set's usual one, plus ``translate``/``cutout``).
         download: fetch the data set when it is missing.
+        fast: keep the data in memory and augment whole batches on the device; ``false`` for the
+            per-image torchvision transform path.
+        pad_mode: padding of the random crop, ``zeros`` or ``reflect``.
+        translate: extra random shift of up to this many pixels (zero fill); 0 for none.
+        cutout: side of a square zeroed at a random place of each training image; 0 for none.
     """
 
     num_classes: int
@@ -45,10 +61,16 @@ class ClassificationDataModule(L.LightningDataModule):
         split_seed: int = 42,
         augment: bool = True,
         download: bool = True,
+        fast: bool = True,
+        pad_mode: str = "zeros",
+        translate: int = 0,
+        cutout: int = 0,
     ):
         super().__init__()
         if not 0.0 < val_fraction < 1.0:
             raise ValueError(f"val_fraction must be between 0 and 1 (exclusive), got {val_fraction}")
+        if pad_mode not in ("zeros", "reflect"):
+            raise ValueError(f"pad_mode must be 'zeros' or 'reflect', got {pad_mode!r}")
         self.data_dir = Path(data_dir).expanduser()
         self.batch_size = batch_size
         self.num_workers = num_workers
@@ -56,45 +78,89 @@ class ClassificationDataModule(L.LightningDataModule):
         self.split_seed = split_seed
         self.augment = augment
         self.download = download
+        self.fast = fast
+        self.pad_mode = pad_mode
+        self.translate = translate
+        self.cutout = cutout
         self.train_set = self.val_set = self.test_set = None
+        self._in_memory: dict[str, InMemoryImages] = {}
+        self._stats_on: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
 
     # -- what a subclass provides -------------------------------------------------------------------
     # A torchvision data set class taking (root, train, transform, download), its display name and the
-    # folder it keeps under data_dir; subclasses over other sources override _open and prepare_data.
+    # folder it keeps under data_dir; subclasses over other sources override the _open* methods.
     dataset_cls: type | None = None
     dataset_name: str = ""
     dataset_folder: str = ""
+
+    def _augmentation_defaults(self) -> dict:
+        """The data set's usual training augmentation: ``crop_padding`` and ``flip``."""
+        return {}
+
+    def _has_split(self, split: str) -> bool:
+        return split in ("train", "test")
+
+    def _open(self, split: str, transform) -> Dataset:
+        """The per-image data set of ``split`` with ``transform`` applied to each image."""
+        return self._open_torchvision(split == "train", transform=transform, download=False)
+
+    def _open_memory(self, split: str) -> InMemoryImages:
+        """``split`` as one uint8 tensor; torchvision's MNIST and CIFAR10 already hold theirs as arrays."""
+        dataset = self._open_torchvision(split == "train", transform=None, download=False)
+        images = torch.as_tensor(dataset.data)
+        images = images[:, None] if images.ndim == 3 else images.permute(0, 3, 1, 2)  # NHW / NHWC -> NCHW
+        return InMemoryImages(images.contiguous(), torch.as_tensor(dataset.targets, dtype=torch.long))
 
     def prepare_data(self) -> None:
         for train in (True, False):
             self._open_torchvision(train, transform=None, download=self.download)
 
-    def _open(self, split: str, transform) -> Dataset:
-        """The ``"train"`` or ``"test"`` split with ``transform`` applied per image."""
-        return self._open_torchvision(split == "train", transform=transform, download=False)
-
     def _decode(self) -> list:
-        """Transforms every split starts with (resizing, colour conversion)."""
+        """Per-image transforms every split starts with (resizing, colour conversion)."""
         return []
 
-    def _augmentation(self) -> list:
-        """Transforms applied to training images before tensor conversion."""
-        return []
+    # -- augmentation and normalisation -------------------------------------------------------------
+    def augmentation(self) -> dict:
+        """Keyword arguments of ``augment_batch`` for the training images."""
+        spec = {"crop_padding": 0, "flip": False, **self._augmentation_defaults()}
+        return {**spec, "pad_mode": self.pad_mode, "translate": self.translate, "cutout_size": self.cutout}
 
-    def _open_val(self, transform) -> Dataset | None:
-        """A separate validation split, if the data set has one."""
-        return None
-
-    # -- shared machinery ---------------------------------------------------------------------------
-    def _to_tensor(self) -> list:
-        return [v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(self.mean, self.std)]
+    def _per_image_augmentation(self) -> tuple[list, list]:
+        """The same augmentation as per-image transforms: (on the decoded image, on the uint8 tensor)."""
+        spec, size = self.augmentation(), self.image_size
+        pil_ops = []
+        if spec["crop_padding"]:
+            mode = "constant" if spec["pad_mode"] == "zeros" else "reflect"
+            pil_ops.append(v2.RandomCrop(size, padding=spec["crop_padding"], padding_mode=mode))
+        if spec["flip"]:
+            pil_ops.append(v2.RandomHorizontalFlip())
+        if spec["translate"]:
+            pil_ops.append(v2.RandomCrop(size, padding=spec["translate"]))
+        return pil_ops, [Cutout(spec["cutout_size"])] if spec["cutout_size"] else []
 
     def eval_transform(self) -> v2.Compose:
-        return v2.Compose(self._decode() + self._to_tensor())
+        return v2.Compose([*self._decode(), v2.ToImage(), *self._normalize()])
 
     def train_transform(self) -> v2.Compose:
-        return v2.Compose(self._decode() + (self._augmentation() if self.augment else []) + self._to_tensor())
+        pil_ops, tensor_ops = self._per_image_augmentation() if self.augment else ([], [])
+        return v2.Compose([*self._decode(), *pil_ops, v2.ToImage(), *tensor_ops, *self._normalize()])
 
+    def _normalize(self) -> list:
+        return [v2.ToDtype(torch.float32, scale=True), v2.Normalize(self.mean, self.std)]
+
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 batch -> normalised float batch, with the same operations as the per-image path."""
+        return TF.normalize(TF.to_dtype(images, torch.float32, scale=True), list(self.mean), list(self.std))
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        if not self.fast:
+            return batch
+        images, labels = batch
+        if self.augment and self.trainer is not None and self.trainer.training:
+            images = augment_batch(images, **self.augmentation())
+        return self.normalize(images), labels
+
+    # -- splits ------------------------------------------------------------------------------------
     def _open_torchvision(self, train: bool, transform, download: bool) -> Dataset:
         """Open ``dataset_cls``, turning "not found" and failed downloads into one clear line."""
         looked_in = (self.data_dir / self.dataset_folder).resolve()
@@ -114,17 +180,23 @@ class ClassificationDataModule(L.LightningDataModule):
                 f"or point --data.data_dir at the folder that holds {self.dataset_folder.split('/')[0]}/"
             ) from err
 
+    def _dataset(self, split: str, augmented: bool) -> Dataset:
+        if self.fast:
+            if split not in self._in_memory:
+                self._in_memory[split] = self._open_memory(split)
+            return self._in_memory[split]
+        return self._open(split, self.train_transform() if augmented else self.eval_transform())
+
     def setup(self, stage: str | None = None) -> None:
         if stage in ("fit", "validate", None) and self.train_set is None:
-            val = self._open_val(self.eval_transform())
-            if val is not None:
-                self.train_set, self.val_set = self._open("train", self.train_transform()), val
+            if self._has_split("val"):
+                self.train_set, self.val_set = self._dataset("train", True), self._dataset("val", False)
             else:
                 self.train_set, self.val_set = self._split(
-                    self._open("train", self.train_transform()), self._open("train", self.eval_transform())
+                    self._dataset("train", True), self._dataset("train", False)
                 )
         if stage in ("test", "predict", None) and self.test_set is None:
-            self.test_set = self._open("test", self.eval_transform())
+            self.test_set = self._dataset("test", False)
 
     def _split(self, augmented: Dataset, plain: Dataset) -> tuple[Subset, Subset]:
         """Hold out ``val_fraction`` of the training images; validation images are not augmented."""
@@ -133,13 +205,18 @@ class ClassificationDataModule(L.LightningDataModule):
         return Subset(augmented, order[n_val:]), Subset(plain, order[:n_val])
 
     def _loader(self, dataset: Dataset, shuffle: bool) -> DataLoader:
+        pin = torch.cuda.is_available()
+        if self.fast:  # batches are single index lookups: no worker processes needed
+            return DataLoader(
+                dataset, self.batch_size, shuffle=shuffle, collate_fn=keep_batch, pin_memory=pin
+            )
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
             shuffle=shuffle,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
-            pin_memory=torch.cuda.is_available(),
+            pin_memory=pin,
         )
 
     def train_dataloader(self) -> DataLoader:

@@ -1,7 +1,6 @@
 """CIFAR-10 through ``torchvision.datasets.CIFAR10`` (the pickled batches in ``cifar-10-batches-py``)."""
 
 from torchvision.datasets import CIFAR10
-from torchvision.transforms import v2
 
 from datamodules.base import ClassificationDataModule
 
@@ -24,5 +23,5 @@ class CIFAR10DataModule(ClassificationDataModule):
     mean = (0.4914, 0.4822, 0.4465)
     std = (0.2470, 0.2435, 0.2616)
 
-    def _augmentation(self) -> list:
-        return [v2.RandomCrop(32, padding=4), v2.RandomHorizontalFlip()]
+    def _augmentation_defaults(self) -> dict:
+        return {"crop_padding": 4, "flip": True}

@@ -1,5 +1,8 @@
 """Your own images: ``data_dir/{train,test}/<class name>/<image>``, optional ``data_dir/val/``."""
 
+import os
+import warnings
+
 import torch
 from PIL import Image
 from torch.utils.data import Dataset
@@ -9,9 +12,12 @@ from torchvision.transforms import v2
 
 from cnnlab.errors import DataNotFoundError, UserError
 from datamodules.base import ClassificationDataModule
+from datamodules.memory import InMemoryImages, cached, decode_all, default_cache_dir, fingerprint
 
 # Images read to estimate the normalisation statistics when the config gives none.
 STATS_SAMPLE = 1000
+# The fast path decodes a folder into memory only if it takes at most this share of the machine's RAM.
+MEMORY_SHARE = 0.5
 
 
 class ImageFolderDataModule(ClassificationDataModule):
@@ -25,6 +31,8 @@ class ImageFolderDataModule(ClassificationDataModule):
         mean, std: normalisation per channel; default: estimated from up to 1,000 training images.
         crop_padding: when above 0, training images also get a random crop of the image padded by this
             many pixels (4 for CIFAR-10's usual augmentation).
+        cache_dir: where the fast path keeps the decoded images (default ``data_dir/.cnnlab_cache``, or
+            ``~/.cache/cnnlab/...`` when ``data_dir`` is read-only). Rebuilt when the images change.
         Other arguments as in ``ClassificationDataModule``. Training augmentation: horizontal flip.
     """
 
@@ -41,18 +49,36 @@ class ImageFolderDataModule(ClassificationDataModule):
         split_seed: int = 42,
         augment: bool = True,
         crop_padding: int = 0,
+        fast: bool = True,
+        pad_mode: str = "zeros",
+        translate: int = 0,
+        cutout: int = 0,
+        cache_dir: str | None = None,
     ):
-        super().__init__(data_dir, batch_size, num_workers, val_fraction, split_seed, augment, download=False)
+        super().__init__(
+            data_dir,
+            batch_size,
+            num_workers,
+            val_fraction,
+            split_seed,
+            augment,
+            download=False,
+            fast=fast,
+            pad_mode=pad_mode,
+            translate=translate,
+            cutout=cutout,
+        )
         if channels not in (1, 3):
             raise UserError(f"channels must be 1 (grayscale) or 3 (RGB), got {channels}")
         self.in_channels = channels
         self.class_names = self._classes("train")
         for split in ("val", "test"):
-            if split == "test" or (self.data_dir / split).is_dir():
+            if self._has_split(split):
                 self._check_same_classes(split)
         self.num_classes = len(self.class_names)
         self.image_size = image_size or self._first_image_size()
         self.crop_padding = crop_padding
+        self.cache_dir = cache_dir
         self.mean = tuple(mean) if mean else None
         self.std = tuple(std) if std else None
 
@@ -84,6 +110,9 @@ class ImageFolderDataModule(ClassificationDataModule):
                         return max(img.size)
         raise DataNotFoundError(f"no images in {(self.data_dir / 'train').resolve()}/<class>/")
 
+    def _has_split(self, split: str) -> bool:
+        return split in ("train", "test") or (self.data_dir / split).is_dir()
+
     def prepare_data(self) -> None:
         pass  # nothing to download
 
@@ -91,9 +120,8 @@ class ImageFolderDataModule(ClassificationDataModule):
         size = (self.image_size, self.image_size)
         return [v2.Resize(size, antialias=True)] + ([v2.Grayscale(1)] if self.in_channels == 1 else [])
 
-    def _augmentation(self) -> list:
-        crop = [v2.RandomCrop(self.image_size, padding=self.crop_padding)] if self.crop_padding else []
-        return crop + [v2.RandomHorizontalFlip()]
+    def _augmentation_defaults(self) -> dict:
+        return {"crop_padding": self.crop_padding, "flip": True}
 
     def _open(self, split: str, transform) -> Dataset:
         try:
@@ -101,22 +129,43 @@ class ImageFolderDataModule(ClassificationDataModule):
         except FileNotFoundError as err:  # a class folder without images
             raise DataNotFoundError(f"{err}; put at least one image in every class folder") from err
 
-    def _open_val(self, transform) -> Dataset | None:
-        return self._open("val", transform) if (self.data_dir / "val").is_dir() else None
+    def _open_memory(self, split: str) -> InMemoryImages:
+        folder = self.data_dir / split
+        key = f"{fingerprint(folder)}-{self.in_channels}x{self.image_size}-{','.join(self.class_names)}"
+        cache_dir = self.cache_dir or default_cache_dir(self.data_dir)
+        path = type(self.data_dir)(cache_dir) / f"{split}-{self.in_channels}x{self.image_size}.pt"
+        decoded = v2.Compose([*self._decode(), v2.ToImage()])
+        return cached(path, key, lambda: decode_all(self._open(split, decoded), self.num_workers))
+
+    def _fits_in_memory(self) -> bool:
+        count = sum(
+            len(files) for split in ("train", "val", "test") for _, _, files in os.walk(self.data_dir / split)
+        )
+        needed = count * self.in_channels * self.image_size**2
+        available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        return needed <= MEMORY_SHARE * available
 
     def setup(self, stage: str | None = None) -> None:
+        if self.fast and not self._in_memory and not self._fits_in_memory():
+            warnings.warn(
+                f"{self.data_dir} is too large to hold in memory; using the per-image path", stacklevel=2
+            )
+            self.fast = False
         if self.mean is None or self.std is None:
             self.mean, self.std = self._estimate_stats()
         super().setup(stage)
 
     def _estimate_stats(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
         """Per-channel mean and std of up to ``STATS_SAMPLE`` training images (a seeded sample)."""
-        plain = v2.Compose(self._decode() + [v2.ToImage(), v2.ToDtype(torch.float32, scale=True)])
-        images = ImageFolder(str(self.data_dir / "train"), transform=plain)
+        if self.fast:
+            images = self._dataset("train", False).images
+        else:
+            images = ImageFolder(
+                str(self.data_dir / "train"), transform=v2.Compose([*self._decode(), v2.ToImage()])
+            )
         order = torch.randperm(len(images), generator=torch.Generator().manual_seed(self.split_seed))
-        batch = torch.stack([images[i][0] for i in order[:STATS_SAMPLE].tolist()])
-        mean = batch.mean(dim=(0, 2, 3))
-        std = batch.std(dim=(0, 2, 3)).clamp_min(1e-6)
+        sample = torch.stack([_image(images[i]) for i in order[:STATS_SAMPLE].tolist()]).float() / 255
+        mean, std = sample.mean(dim=(0, 2, 3)), sample.std(dim=(0, 2, 3)).clamp_min(1e-6)
         return tuple(round(v, 4) for v in mean.tolist()), tuple(round(v, 4) for v in std.tolist())
 
     def state_dict(self) -> dict:
@@ -126,3 +175,8 @@ class ImageFolderDataModule(ClassificationDataModule):
     def load_state_dict(self, state: dict) -> None:
         if state.get("mean"):
             self.mean, self.std = tuple(state["mean"]), tuple(state["std"])
+
+
+def _image(item):
+    """An image from an ``ImageFolder`` item ``(image, label)`` or from a uint8 tensor row."""
+    return item[0] if isinstance(item, tuple) else item

@@ -1,3 +1,5 @@
+from types import SimpleNamespace
+
 import pytest
 import torch
 
@@ -17,8 +19,8 @@ def test_reads_pickled_batches(cifar_root):
     assert x.shape == (8, 3, 32, 32) and y.shape == (8,)
 
 
-def test_training_images_are_augmented_and_validation_images_are_not(cifar_root):
-    dm = CIFAR10DataModule(data_dir=str(cifar_root), num_workers=0, download=False)
+def test_per_image_path_augments_training_images_only(cifar_root):
+    dm = CIFAR10DataModule(data_dir=str(cifar_root), num_workers=0, download=False, fast=False)
     dm.setup("fit")
     index = dm.train_set.indices[0]
     augmented = dm.train_set.dataset
@@ -34,3 +36,17 @@ def test_missing_data_is_one_clear_line(tmp_path):
         DataNotFoundError, match=r"CIFAR-10 not found in .*cifar-10-batches-py; set --data.download"
     ):
         CIFAR10DataModule(data_dir=str(tmp_path), download=False).setup("test")
+
+
+def test_fast_path_augments_training_batches_only(cifar_root):
+    dm = CIFAR10DataModule(data_dir=str(cifar_root), batch_size=16, download=False)
+    dm.setup("fit")
+    images, labels = next(iter(dm.val_dataloader()))
+    assert images.dtype == torch.uint8 and images.shape == (16, 3, 32, 32)
+    dm.trainer = SimpleNamespace(training=False)
+    plain = dm.on_after_batch_transfer((images, labels), 0)[0]
+    dm.trainer = SimpleNamespace(training=True)
+    augmented, same_labels = dm.on_after_batch_transfer((images, labels), 0)
+    assert augmented.shape == plain.shape and augmented.dtype == torch.float32
+    assert not torch.equal(augmented, plain)
+    assert torch.equal(same_labels, labels)

@@ -5,15 +5,16 @@ from cnnlab.errors import DataNotFoundError
 from datamodules import MNISTDataModule
 
 
-def test_reads_idx_files_with_a_seeded_validation_split(mnist_root):
-    dm = MNISTDataModule(data_dir=str(mnist_root), batch_size=16, num_workers=0, download=False)
+@pytest.mark.parametrize("fast", [True, False])
+def test_reads_idx_files_with_a_seeded_validation_split(mnist_root, fast):
+    dm = MNISTDataModule(data_dir=str(mnist_root), batch_size=16, num_workers=0, download=False, fast=fast)
     dm.prepare_data()
     dm.setup("fit")
     assert (dm.num_classes, dm.in_channels, dm.image_size) == (10, 1, 28)
     assert len(dm.train_set) == 360 and len(dm.val_set) == 40
     assert not set(dm.train_set.indices) & set(dm.val_set.indices)
 
-    x, y = next(iter(dm.train_dataloader()))
+    x, y = dm.on_after_batch_transfer(next(iter(dm.train_dataloader())), 0)
     assert x.shape == (16, 1, 28, 28) and x.dtype == torch.float32 and y.dtype == torch.int64
     # Normalised with MNIST's statistics: the background (pixel values below 50) is below zero.
     assert x.min() < -0.3 and x.max() > 2.5

@@ -1,0 +1,99 @@
+"""The fast path serves the same images and labels as the per-image path, and caches image folders."""
+
+import os
+import time
+
+import pytest
+import torch
+from PIL import Image
+
+from datamodules import CIFAR10DataModule, ImageFolderDataModule, MNISTDataModule, memory
+from tests.fakedata import make_image_folder
+
+
+def all_batches(dm, loader) -> tuple[torch.Tensor, torch.Tensor]:
+    batches = [dm.on_after_batch_transfer(batch, 0) for batch in loader]
+    return torch.cat([x for x, _ in batches]), torch.cat([y for _, y in batches])
+
+
+@pytest.mark.parametrize(
+    "make,root",
+    [
+        (lambda root, fast: MNISTDataModule(str(root), 32, 0, download=False, fast=fast), "mnist_root"),
+        (lambda root, fast: CIFAR10DataModule(str(root), 32, 0, download=False, fast=fast), "cifar_root"),
+        (
+            lambda root, fast: ImageFolderDataModule(str(root), batch_size=32, num_workers=0, fast=fast),
+            "folder_root",
+        ),
+    ],
+    ids=["mnist", "cifar10", "image_folder"],
+)
+def test_fast_path_yields_the_per_image_path_images_and_labels(make, root, request):
+    root = request.getfixturevalue(root)
+    fast, slow = make(root, True), make(root, False)
+    for dm in (fast, slow):
+        dm.setup("fit")
+        dm.setup("test")
+    assert fast.mean == slow.mean and fast.std == slow.std
+    for split in ("val_dataloader", "test_dataloader"):
+        fast_x, fast_y = all_batches(fast, getattr(fast, split)())
+        slow_x, slow_y = all_batches(slow, getattr(slow, split)())
+        assert torch.equal(fast_y, slow_y)
+        torch.testing.assert_close(fast_x, slow_x, rtol=0, atol=1e-6)
+
+
+def test_image_folder_cache_is_reused_and_rebuilt_when_the_images_change(tmp_path, monkeypatch):
+    root = make_image_folder(tmp_path / "photos", n_train=4, n_test=2)
+    cache = tmp_path / "cache"
+
+    def load():
+        dm = ImageFolderDataModule(
+            str(root), num_workers=0, cache_dir=str(cache), mean=[0.5] * 3, std=[0.5] * 3
+        )
+        dm.setup("test")
+        return dm.test_set
+
+    first = load()
+    (cache_file,) = cache.glob("test-*.pt")
+
+    decoded = []
+    real_decode = memory.decode_all
+    monkeypatch.setattr(memory, "decode_all", lambda *a: decoded.append(1) or real_decode(*a))
+    monkeypatch.setattr("datamodules.image_folder.decode_all", memory.decode_all)
+    again = load()
+    assert not decoded, "an unchanged folder is read from the cache"
+    assert torch.equal(again.images, first.images)
+
+    # Rewrite one image: white instead of the pattern.
+    changed = root / "test" / "circle" / "000.png"
+    Image.new("RGB", (24, 24), (255, 255, 255)).save(changed)
+    os.utime(changed, ns=(time.time_ns(), time.time_ns() + 10**9))
+    rebuilt = load()
+    assert decoded == [1]
+    index = [i for i, label in enumerate(rebuilt.labels.tolist()) if label == 0][0]
+    assert rebuilt.images[index].min() == 255
+    assert not list(cache.glob("*.tmp"))
+
+
+def test_image_folder_falls_back_to_per_image_path_when_too_large(folder_root, monkeypatch):
+    monkeypatch.setattr("datamodules.image_folder.MEMORY_SHARE", 1e-12)
+    dm = ImageFolderDataModule(str(folder_root), num_workers=0)
+    with pytest.warns(UserWarning, match="too large to hold in memory"):
+        dm.setup("fit")
+    assert dm.fast is False
+    x, _ = next(iter(dm.train_dataloader()))
+    assert x.dtype == torch.float32
+
+
+def test_cache_goes_beside_writable_data_and_to_the_user_cache_for_read_only_data(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "home-cache"))
+    writable = tmp_path / "mine"
+    writable.mkdir()
+    assert memory.default_cache_dir(writable) == writable / ".cnnlab_cache"
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o555)
+    try:
+        assert memory.default_cache_dir(shared).parent == tmp_path / "home-cache" / "cnnlab"
+    finally:
+        shared.chmod(0o755)
