@@ -102,6 +102,21 @@ class CNNLabCLI(LightningCLI):
         data = str(cfg.data.class_path).rsplit(".", 1)[-1].removesuffix("DataModule").lower()
         return f"{data}_{cfg.model.init_args.arch}"
 
+    def before_instantiate_classes(self) -> None:
+        # `--trainer.enable_checkpointing false`, `--trainer.logger false` and
+        # `--trainer.enable_progress_bar false` switch off the default callbacks that need them, instead
+        # of failing on them.
+        trainer = self.config[self.subcommand].trainer if self.subcommand else self.config.trainer
+        drop = {
+            "ModelCheckpoint": trainer.get("enable_checkpointing") is False,
+            "LearningRateMonitor": not trainer.logger,
+            "TQDMProgressBar": trainer.get("enable_progress_bar") is False,
+        }
+        if trainer.get("callbacks"):
+            trainer.callbacks = [
+                c for c in trainer.callbacks if not drop.get(str(c.class_path).rsplit(".", 1)[-1])
+            ]
+
     # -- after fit: test the best checkpoint ---------------------------------------------------------
     def after_fit(self) -> None:
         if not self.config.fit.get("test_after_fit", True) or self.trainer.interrupted:

@@ -152,6 +152,11 @@ class ClassificationDataModule(L.LightningDataModule):
         """uint8 batch -> normalised float batch, with the same operations as the per-image path."""
         return TF.normalize(TF.to_dtype(images, torch.float32, scale=True), list(self.mean), list(self.std))
 
+    def transfer_batch_to_device(self, batch, device: torch.device, dataloader_idx: int):
+        if self.fast and device.type == "cpu":
+            return batch  # already there; skips a walk over the batch every step
+        return super().transfer_batch_to_device(batch, device, dataloader_idx)
+
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         if not self.fast:
             return batch

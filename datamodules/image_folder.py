@@ -157,14 +157,16 @@ class ImageFolderDataModule(ClassificationDataModule):
 
     def _estimate_stats(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
         """Per-channel mean and std of up to ``STATS_SAMPLE`` training images (a seeded sample)."""
+        order = torch.Generator().manual_seed(self.split_seed)
         if self.fast:
             images = self._dataset("train", False).images
+            sample = images[torch.randperm(len(images), generator=order)[:STATS_SAMPLE]]
         else:
-            images = ImageFolder(
-                str(self.data_dir / "train"), transform=v2.Compose([*self._decode(), v2.ToImage()])
-            )
-        order = torch.randperm(len(images), generator=torch.Generator().manual_seed(self.split_seed))
-        sample = torch.stack([_image(images[i]) for i in order[:STATS_SAMPLE].tolist()]).float() / 255
+            decoded = v2.Compose([*self._decode(), v2.ToImage()])
+            images = ImageFolder(str(self.data_dir / "train"), transform=decoded)
+            picks = torch.randperm(len(images), generator=order)[:STATS_SAMPLE].tolist()
+            sample = torch.stack([images[i][0] for i in picks])
+        sample = sample.float() / 255
         mean, std = sample.mean(dim=(0, 2, 3)), sample.std(dim=(0, 2, 3)).clamp_min(1e-6)
         return tuple(round(v, 4) for v in mean.tolist()), tuple(round(v, 4) for v in std.tolist())
 
@@ -175,8 +177,3 @@ class ImageFolderDataModule(ClassificationDataModule):
     def load_state_dict(self, state: dict) -> None:
         if state.get("mean"):
             self.mean, self.std = tuple(state["mean"]), tuple(state["std"])
-
-
-def _image(item):
-    """An image from an ``ImageFolder`` item ``(image, label)`` or from a uint8 tensor row."""
-    return item[0] if isinstance(item, tuple) else item

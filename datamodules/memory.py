@@ -43,12 +43,13 @@ def keep_batch(batch):
 def fingerprint(folder: Path) -> str:
     """Changes when any file under ``folder`` is added, removed, renamed, resized or rewritten."""
     digest = hashlib.sha1()
+    top = len(str(folder)) + 1
     for root, dirs, files in os.walk(folder):
         dirs.sort()
         for name in sorted(files):
-            path = Path(root, name)
-            stat = path.stat()
-            digest.update(f"{path.relative_to(folder)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+            path = os.path.join(root, name)
+            stat = os.stat(path)
+            digest.update(f"{path[top:]}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()
 
 

@@ -259,3 +259,21 @@ def test_missing_data_is_one_line_and_leaves_no_run(in_tmp, capsys):
     assert code == 2
     assert err.splitlines()[-1].startswith("cnnlab: error: MNIST not found in ")
     assert "Traceback" not in err
+
+
+def test_switching_off_checkpoints_and_logger_drops_their_callbacks(mnist_root, in_tmp):
+    recipe = EXPERIMENTS / "mnist_cnn.yaml"
+    off = [
+        "--trainer.enable_checkpointing",
+        "false",
+        "--trainer.logger",
+        "false",
+        "--trainer.max_epochs",
+        "1",
+    ]
+    cli = CNNLabCLI(
+        args=["fit", "--config", str(recipe), *data_args(recipe, {"MNISTDataModule": mnist_root}), *off]
+    )
+    assert not cli.trainer.checkpoint_callbacks
+    assert "test/acc" in cli.trainer.callback_metrics
+    assert not (in_tmp / "lightning_logs").exists()

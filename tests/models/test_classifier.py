@@ -87,3 +87,24 @@ def test_metrics_cover_top5_only_with_more_than_five_classes():
     three = dict(ImageClassifier(arch="lenet5", num_classes=3).test_metrics.items())
     assert set(ten) == {"val/acc", "val/precision", "val/recall", "val/f1", "val/acc_top5"}
     assert set(three) == {"test/acc", "test/precision", "test/recall", "test/f1"}
+
+
+def test_tta_averages_the_mirror_image_in_eval_only():
+    torch.manual_seed(0)
+    model = ImageClassifier(arch="simplecnn", num_classes=10, tta=True).eval()
+    x = torch.randn(3, 3, 32, 32)
+    out = model(x)
+    assert out.shape == (3, 10)
+    torch.testing.assert_close(out, (model.model(x) + model.model(x.flip(3))) / 2)
+    model.train()
+    torch.testing.assert_close(model(x), model.model(x))
+
+
+def test_channels_last_gives_the_same_outputs():
+    torch.manual_seed(0)
+    plain = ImageClassifier(arch="resnet18", num_classes=10).eval()
+    fast = ImageClassifier(arch="resnet18", num_classes=10, channels_last=True).eval()
+    fast.load_state_dict(plain.state_dict())
+    x = torch.randn(2, 3, 32, 32)
+    assert fast.model.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(fast(x), plain(x), rtol=1e-4, atol=1e-4)
