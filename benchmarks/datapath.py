@@ -8,7 +8,8 @@ augmented (flip) and normalised in ``on_after_batch_transfer``.
 Measured side by side, alternating, ``--repeats`` times each; medians reported:
   * loading alone: images/s of iterating the training batches (nothing else done with them);
   * training simplecnn end to end (Adam 1e-3, batch 64): a plain loop over the source pipeline against
-    ``cnnlab fit`` over the fast path (training part of the epoch, from cnnlab's EpochTimer).
+    ``cnnlab fit`` over the fast path (training part of the epoch, from cnnlab's EpochTimer), in fp32
+    and with cnnlab's speed switches (bf16-mixed autocast, channels-last tensors).
 
     python -m benchmarks.datapath [--batches 300] [--repeats 3]
 """
@@ -29,6 +30,7 @@ from datamodules import ImageFolderDataModule
 from models import get_model
 
 BATCH = 64
+SPEED_SWITCHES = ("--trainer.precision", "bf16-mixed", "--model.channels_last", "true")
 
 
 def source_loader(root: str, workers: int) -> DataLoader:
@@ -76,8 +78,8 @@ def source_training_rate(root: str, limit: int) -> float:
     return loading_rate(source_loader(root, 0), limit, step)
 
 
-def cnnlab_training_rate(root: str, limit: int) -> float:
-    cli = cnnlab_fit([
+def cnnlab_training_rate(root: str, limit: int, *speed: str) -> float:
+    cli = cnnlab_fit([*speed,
         "--config", str(EXPERIMENTS / "cifar10_simplecnn.yaml"), "--data", "ImageFolderDataModule",
         "--data.data_dir", root, "--data.batch_size", str(BATCH), "--data.crop_padding", "4",
         "--trainer.max_epochs", "1", "--trainer.limit_train_batches", str(limit),
@@ -93,7 +95,7 @@ def main() -> None:
     args = p.parse_args()
     os.chdir(tempfile.mkdtemp(prefix="cnnlab-datapath-"))
     dm = fast_module(args.cifar)  # builds or memory-maps the cache before anything is timed
-    rates = {k: [] for k in ("src0", "src2", "fast", "train_src", "train_fast")}
+    rates = {k: [] for k in ("src0", "src2", "fast", "train_src", "train_fast", "train_fast_bf16")}
     for _ in range(args.repeats):
         rates["src0"].append(loading_rate(source_loader(args.cifar, 0), args.batches))
         rates["src2"].append(loading_rate(source_loader(args.cifar, 2), args.batches))
@@ -102,6 +104,7 @@ def main() -> None:
         )
         rates["train_src"].append(source_training_rate(args.cifar, args.batches))
         rates["train_fast"].append(cnnlab_training_rate(args.cifar, args.batches))
+        rates["train_fast_bf16"].append(cnnlab_training_rate(args.cifar, args.batches, *SPEED_SWITCHES))
     m = {k: median(v) for k, v in rates.items()}
     print(f"CIFAR-10 JPEG copy, batch {BATCH}, {args.batches} batches per measurement, "
           f"median of {args.repeats}; {machine()}\n")  # fmt: skip
@@ -111,6 +114,12 @@ def main() -> None:
         ["loading alone", "cnnlab fast path (cached; crop + flip per batch)", "fast", "src0"],
         ["training simplecnn", "plain loop over the source pipeline (0 workers)", "train_src", "train_src"],
         ["training simplecnn", "cnnlab fit, fast path (crop + flip)", "train_fast", "train_src"],
+        [
+            "training simplecnn",
+            "cnnlab fit, fast path, bf16-mixed + channels_last",
+            "train_fast_bf16",
+            "train_src",
+        ],
     ]
     print(table(
         ["what", "pipeline", "images / s", "ratio to source"],

@@ -55,7 +55,9 @@ def fingerprint(folder: Path) -> str:
 
 def decode_all(dataset: Dataset, num_workers: int) -> InMemoryImages:
     """Run a per-image data set (yielding uint8 CHW tensors) once and stack everything."""
-    loader = DataLoader(dataset, batch_size=512, num_workers=num_workers)
+    # An own generator: seeding the workers must not draw from the global RNG, or a run that builds
+    # the cache would train differently from one that reads it.
+    loader = DataLoader(dataset, batch_size=512, num_workers=num_workers, generator=torch.Generator())
     images, labels = zip(*loader, strict=True)
     return InMemoryImages(torch.cat(images), torch.cat(labels).long())
 

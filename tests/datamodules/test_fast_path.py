@@ -97,3 +97,13 @@ def test_cache_goes_beside_writable_data_and_to_the_user_cache_for_read_only_dat
         assert memory.default_cache_dir(shared).parent == tmp_path / "home-cache" / "cnnlab"
     finally:
         shared.chmod(0o755)
+
+
+def test_building_the_cache_leaves_the_global_random_state_alone(tmp_path):
+    root = make_image_folder(tmp_path / "photos", n_train=4, n_test=2)
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    dm = ImageFolderDataModule(str(root), num_workers=2, cache_dir=str(tmp_path / "cache"))
+    dm.setup("fit")
+    assert torch.equal(torch.rand(3), expected)
