@@ -3,7 +3,7 @@
 Importing this package registers every family, so ``get_model("resnet18")`` works.
 """
 
-from models import fastcnn, lenet, resnet, simple  # noqa: F401  (registers the families)
+from models import alexnet, fastcnn, lenet, mobilenet, resnet, simple, vgg, vit  # noqa: F401  (registers the families)
 from models.classifier import ImageClassifier
 from models.registry import get_model, list_models, register_model
 

@@ -15,6 +15,8 @@ _MODELS: dict[str, Callable[..., nn.Module]] = {}
 
 # Arguments that come from the data (linked by the CLI); a constructor receives those it declares.
 DATA_ARGS = ("num_classes", "in_channels", "image_size")
+# Prefix of torchvision's own classification models (``torchvision:resnet18``), see models/tv.py.
+TORCHVISION = "torchvision:"
 
 
 def register_model(name: str) -> Callable:
@@ -39,10 +41,17 @@ def get_model(name: str, **kwargs) -> nn.Module:
     ``num_classes``, ``in_channels`` and ``image_size`` are passed only to constructors that take them,
     so the data module can offer all three to every architecture.
     """
+    if name.startswith(TORCHVISION):
+        from models.tv import TorchvisionClassifier
+
+        kwargs.pop("image_size", None)
+        return TorchvisionClassifier(name[len(TORCHVISION) :], **kwargs)
     if name not in _MODELS:
         close = difflib.get_close_matches(name, _MODELS, n=3)
         hint = f" Did you mean {', '.join(close)}?" if close else ""
-        raise UnknownNameError(f"unknown architecture {name!r}.{hint} Known: {', '.join(list_models())}")
+        raise UnknownNameError(
+            f"unknown architecture {name!r}.{hint} Known: {', '.join(list_models())}, or torchvision:<name>"
+        )
     fn = _MODELS[name]
     accepted = inspect.signature(fn).parameters
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())

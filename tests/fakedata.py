@@ -8,6 +8,8 @@ import struct
 from pathlib import Path
 
 import numpy as np
+import torch
+import torchvision
 from PIL import Image
 
 CIFAR_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
@@ -83,3 +85,15 @@ def make_image_folder(
             for i, image in enumerate(images):
                 Image.fromarray(image).save(folder / f"{i:03d}.png")
     return root
+
+
+def place_resnet18_weights(torch_home: Path) -> dict:
+    """Put a ResNet-18 state dict where torchvision's weights API looks (``$TORCH_HOME``), as a finished
+    download would; its first convolution is filled with 0.125 so tests can recognise it."""
+    weights = torchvision.models.ResNet18_Weights.DEFAULT
+    state = torchvision.models.resnet18().state_dict()
+    state["conv1.weight"].fill_(0.125)
+    target = torch_home / "hub" / "checkpoints" / weights.url.rsplit("/", 1)[-1]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(state, target)
+    return state

@@ -7,6 +7,7 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from cnnlab.cli import CNNLabCLI, main
+from tests.fakedata import place_resnet18_weights
 
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 RECIPES = sorted(p for p in EXPERIMENTS.glob("*.yaml") if p.name != "defaults.yaml")
@@ -35,7 +36,10 @@ def scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
 
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.stem)
-def test_every_experiment_runs_fast_dev_run(recipe, roots, in_tmp):
+def test_every_experiment_runs_fast_dev_run(recipe, roots, in_tmp, monkeypatch):
+    if "pretrained: true" in recipe.read_text():
+        monkeypatch.setenv("TORCH_HOME", str(in_tmp / "torch"))
+        place_resnet18_weights(in_tmp / "torch")
     cli = CNNLabCLI(
         args=[
             "fit",

@@ -1,0 +1,81 @@
+"""VGG (Simonyan and Zisserman, "Very Deep Convolutional Networks for Large-Scale Image Recognition",
+2015): stacks of 3x3 convolutions between 2x2 max poolings, the variants given as a table as in
+torchvision's ``cfgs``.
+
+CIFAR head: after five poolings a 32x32 image is a 1x1x512 map, so the three 4096-wide layers become
+one linear layer (as in the common CIFAR ports); poolings round up, so 28x28 inputs also end at 1x1.
+``_bn`` variants add batch norm after every convolution.
+"""
+
+import torch
+import torch.nn as nn
+
+from models.registry import register_model
+
+# Numbers: output channels of a 3x3 convolution; "M": 2x2 max pooling.
+cfgs: dict[str, list[int | str]] = {
+    "A": [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
+    "B": [64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
+    "D": [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"],
+    "E": [
+        64,
+        64,
+        "M",
+        128,
+        128,
+        "M",
+        256,
+        256,
+        256,
+        256,
+        "M",
+        512,
+        512,
+        512,
+        512,
+        "M",
+        512,
+        512,
+        512,
+        512,
+        "M",
+    ],
+}
+
+
+def make_layers(cfg: list[int | str], in_channels: int, batch_norm: bool) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for v in cfg:
+        if v == "M":
+            layers.append(nn.MaxPool2d(kernel_size=2, stride=2, ceil_mode=True))
+            continue
+        layers.append(nn.Conv2d(in_channels, v, kernel_size=3, padding=1))
+        if batch_norm:
+            layers.append(nn.BatchNorm2d(v))
+        layers.append(nn.ReLU(inplace=True))
+        in_channels = v
+    return nn.Sequential(*layers)
+
+
+class VGG(nn.Module):
+    def __init__(self, cfg: str, num_classes: int = 10, in_channels: int = 3, batch_norm: bool = False):
+        super().__init__()
+        self.features = make_layers(cfgs[cfg], in_channels, batch_norm)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(512, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(torch.flatten(self.pool(self.features(x)), 1))
+
+
+def _register(name: str, cfg: str, batch_norm: bool) -> None:
+    def build(num_classes: int = 10, in_channels: int = 3) -> VGG:
+        return VGG(cfg, num_classes, in_channels, batch_norm)
+
+    build.__name__ = name
+    register_model(name)(build)
+
+
+for _depth, _cfg in (("11", "A"), ("13", "B"), ("16", "D"), ("19", "E")):
+    _register(f"vgg{_depth}", _cfg, False)
+    _register(f"vgg{_depth}_bn", _cfg, True)
