@@ -24,6 +24,9 @@ from cnnlab.errors import UserError
 from datamodules import ClassificationDataModule
 from models import ImageClassifier
 
+# Raised inside Lightning on every run with recent torch; nothing a cnnlab user can act on.
+warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULTS = ROOT / "experiments" / "defaults.yaml"
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
