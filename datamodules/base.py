@@ -43,6 +43,7 @@ class ClassificationDataModule(L.LightningDataModule):
         pad_mode: padding of the random crop, ``zeros`` or ``reflect``.
         translate: extra random shift of up to this many pixels (zero fill); 0 for none.
         cutout: side of a square zeroed at a random place of each training image; 0 for none.
+        crop_padding: padding of the random crop, replacing the data set's usual one (CIFAR-10: 4).
     """
 
     num_classes: int
@@ -65,6 +66,7 @@ class ClassificationDataModule(L.LightningDataModule):
         pad_mode: str = "zeros",
         translate: int = 0,
         cutout: int = 0,
+        crop_padding: int | None = None,
     ):
         super().__init__()
         if not 0.0 < val_fraction < 1.0:
@@ -82,6 +84,7 @@ class ClassificationDataModule(L.LightningDataModule):
         self.pad_mode = pad_mode
         self.translate = translate
         self.cutout = cutout
+        self.crop_padding = crop_padding
         self.train_set = self.val_set = self.test_set = None
         self._in_memory: dict[str, InMemoryImages] = {}
         self._stats_on: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
@@ -123,6 +126,8 @@ class ClassificationDataModule(L.LightningDataModule):
     def augmentation(self) -> dict:
         """Keyword arguments of ``augment_batch`` for the training images."""
         spec = {"crop_padding": 0, "flip": False, **self._augmentation_defaults()}
+        if self.crop_padding is not None:
+            spec["crop_padding"] = self.crop_padding
         return {**spec, "pad_mode": self.pad_mode, "translate": self.translate, "cutout_size": self.cutout}
 
     def _per_image_augmentation(self) -> tuple[list, list]:

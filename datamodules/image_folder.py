@@ -67,6 +67,7 @@ class ImageFolderDataModule(ClassificationDataModule):
             pad_mode=pad_mode,
             translate=translate,
             cutout=cutout,
+            crop_padding=crop_padding,
         )
         if channels not in (1, 3):
             raise UserError(f"channels must be 1 (grayscale) or 3 (RGB), got {channels}")
@@ -77,7 +78,6 @@ class ImageFolderDataModule(ClassificationDataModule):
                 self._check_same_classes(split)
         self.num_classes = len(self.class_names)
         self.image_size = image_size or self._first_image_size()
-        self.crop_padding = crop_padding
         self.cache_dir = cache_dir
         self.mean = tuple(mean) if mean else None
         self.std = tuple(std) if std else None
@@ -121,7 +121,7 @@ class ImageFolderDataModule(ClassificationDataModule):
         return [v2.Resize(size, antialias=True)] + ([v2.Grayscale(1)] if self.in_channels == 1 else [])
 
     def _augmentation_defaults(self) -> dict:
-        return {"crop_padding": self.crop_padding, "flip": True}
+        return {"flip": True}
 
     def _open(self, split: str, transform) -> Dataset:
         try:

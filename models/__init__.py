@@ -3,7 +3,8 @@
 Importing this package registers every family, so ``get_model("resnet18")`` works.
 """
 
-from models import alexnet, fastcnn, lenet, mobilenet, resnet, simple, vgg, vit  # noqa: F401  (registers the families)
+# Importing the family modules registers their architectures.
+from models import airbench, alexnet, fastcnn, lenet, mobilenet, resnet, simple, vgg, vit  # noqa: F401
 from models.classifier import ImageClassifier
 from models.registry import get_model, list_models, register_model
 

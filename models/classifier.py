@@ -23,6 +23,7 @@ from torchmetrics.classification import (
 from cnnlab.schedulers import WarmupCosineLR  # noqa: F401  (makes --lr_scheduler WarmupCosineLR known)
 from models.registry import get_model
 
+INIT_IMAGES = 5000  # training images shown to architectures with data-dependent initialisation
 DEFAULT_OPTIMIZER = {"class_path": "torch.optim.Adam", "init_args": {"lr": 1e-3}}
 
 # Schedulers whose length cnnlab derives from the trainer when the config leaves it out; they then
@@ -101,6 +102,21 @@ class ImageClassifier(L.LightningModule):
         if self.hparams.compile and not getattr(self, "_compiled", False):
             self.model.compile()  # in place: parameter names and checkpoints stay as they are
             self._compiled = True
+
+    def on_fit_start(self) -> None:
+        # Architectures with data-dependent initialisation (airbench's patch whitening) get up to
+        # INIT_IMAGES normalised training images, once: the flag is part of their checkpointed state.
+        init = getattr(self.model, "init_from_data", None)
+        if init is None or bool(getattr(self.model, "initialized", False)) or self.trainer.datamodule is None:
+            return
+        dm, images, count = self.trainer.datamodule, [], 0
+        for batch in dm.train_dataloader():
+            batch = dm.on_after_batch_transfer(dm.transfer_batch_to_device(batch, self.device, 0), 0)
+            images.append(batch[0])
+            count += len(batch[0])
+            if count >= INIT_IMAGES:
+                break
+        init(torch.cat(images)[:INIT_IMAGES])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.hparams.channels_last:

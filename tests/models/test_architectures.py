@@ -20,7 +20,8 @@ def test_forward_shape_and_every_parameter_learns(name, channels, size):
     assert logits.shape == (2, 7)
     assert torch.isfinite(logits).all()
     logits.logsumexp(dim=1).sum().backward()
-    missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    missing = [n for n, p in trainable if p.grad is None or not p.grad.abs().sum() > 0]
     assert not missing, f"{name}: parameters without gradient: {missing}"
 
 
@@ -69,3 +70,18 @@ def test_resnet18_imagenet_stem_matches_torchvision():
     ours = get_model("resnet18", num_classes=1000, imagenet_stem=True)
     assert count(ours) == count(torchvision.models.resnet18()) == 11_689_512
     assert ours(torch.randn(1, 3, 64, 64)).shape == (1, 1000)
+
+
+def test_airbench_whitening_decorrelates_the_training_patches():
+    torch.manual_seed(0)
+    # Correlated "images": smooth noise, so neighbouring pixels and channels covary.
+    images = torch.nn.functional.avg_pool2d(torch.randn(256, 3, 34, 34), 3, stride=1)
+    model = get_model("airbench", num_classes=10)
+    assert not model.initialized and not model.whiten.weight.requires_grad
+    model.init_from_data(images)
+    assert model.initialized
+    half = model.whiten.weight.shape[0] // 2
+    out = torch.nn.functional.conv2d(images, model.whiten.weight[:half])  # the positive filters
+    covariance = torch.cov(out.permute(1, 0, 2, 3).reshape(half, -1))
+    torch.testing.assert_close(covariance, torch.eye(half), atol=0.05, rtol=0)
+    torch.testing.assert_close(model.whiten.weight[half:], -model.whiten.weight[:half])
