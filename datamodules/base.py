@@ -87,7 +87,6 @@ class ClassificationDataModule(L.LightningDataModule):
         self.crop_padding = crop_padding
         self.train_set = self.val_set = self.test_set = None
         self._in_memory: dict[str, InMemoryImages] = {}
-        self._stats_on: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
 
     # -- what a subclass provides -------------------------------------------------------------------
     # A torchvision data set class taking (root, train, transform, download), its display name and the
