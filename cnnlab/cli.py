@@ -10,6 +10,7 @@
   model; ``--optimizer`` and ``--lr_scheduler`` go into the model's hyperparameters.
 """
 
+import importlib
 import re
 import sys
 import warnings
@@ -30,6 +31,8 @@ warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULTS = ROOT / "experiments" / "defaults.yaml"
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
+# cnnlab's own subcommands beside LightningCLI's: each module has ``main(argv)`` with its own --help.
+TOOLS = {"summary": "cnnlab.summary", "report": "cnnlab.report", "export": "cnnlab.export"}
 DATA_LINKS = ("num_classes", "in_channels", "image_size", "class_names")
 # Hyperparameters that the CLI sets from elsewhere; a checkpoint's copies of them are not parsed back.
 LINKED_HPARAMS = (*DATA_LINKS, "optimizer", "lr_scheduler")
@@ -45,7 +48,10 @@ class CNNLabCLI(LightningCLI):
             subclass_mode_data=True,
             seed_everything_default=42,
             save_config_kwargs={"overwrite": True},  # a resumed run rewrites its config.yaml
-            parser_kwargs={name: {"default_config_files": defaults} for name in SUBCOMMANDS},
+            parser_kwargs={
+                "epilog": f"cnnlab's own subcommands: {', '.join(TOOLS)} (each with --help).",
+                **{name: {"default_config_files": defaults} for name in SUBCOMMANDS},
+            },
             args=args,
             run=run,
         )
@@ -178,8 +184,12 @@ def _user_error(err: BaseException) -> UserError | None:
 
 
 def main(args=None) -> None:
+    argv = list(sys.argv[1:] if args is None else args)
     try:
-        CNNLabCLI(args=args)
+        if argv and argv[0] in TOOLS:
+            importlib.import_module(TOOLS[argv[0]]).main(argv[1:])
+        else:
+            CNNLabCLI(args=args)
     except Exception as err:
         cause = _user_error(err)
         if cause is None:
