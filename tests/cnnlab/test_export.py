@@ -1,0 +1,123 @@
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from cnnlab.cli import main
+from cnnlab.export import deployable, images_of
+
+EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
+QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
+
+
+def tiny_fit(root: Path, data_root: Path, recipe: str = "mnist_lenet5") -> Path:
+    """Train ``recipe`` for one epoch on the fixture data in ``root``; the best checkpoint's path."""
+    cwd, argv = os.getcwd(), sys.argv
+    os.chdir(root)
+    sys.argv = ["cnnlab"]  # LightningCLI warns when given args beside pytest's own command line
+    try:
+        main(
+            [
+                "fit",
+                "--config",
+                str(EXPERIMENTS / f"{recipe}.yaml"),
+                "--data.data_dir",
+                str(data_root),
+                "--data.download",
+                "false",
+                "--data.num_workers",
+                "0",
+                "--data.batch_size",
+                "32",
+                "--trainer.max_epochs",
+                "2",
+                *QUIET,
+            ]
+        )
+    finally:
+        os.chdir(cwd)
+        sys.argv = argv
+    return next((root / "lightning_logs" / recipe / "version_0" / "checkpoints").glob("epoch*.ckpt"))
+
+
+@pytest.fixture(scope="module")
+def mnist_ckpt(tmp_path_factory, mnist_root):
+    return tiny_fit(tmp_path_factory.mktemp("fit"), mnist_root)
+
+
+def test_checkpoint_records_the_data_normalisation(mnist_ckpt):
+    hparams = torch.load(mnist_ckpt, weights_only=True)["hyper_parameters"]
+    assert tuple(hparams["mean"]) == (0.1307,) and tuple(hparams["std"]) == (0.3081,)
+
+
+def test_exported_model_normalises_like_the_data_module(mnist_ckpt, mnist_root):
+    from datamodules import MNISTDataModule
+    from models import ImageClassifier
+
+    model, info = deployable(mnist_ckpt)
+    dm = MNISTDataModule(str(mnist_root), download=False)
+    images, _ = images_of(dm, "test", 16)
+    classifier = ImageClassifier.load_from_checkpoint(mnist_ckpt, weights_only=True).eval()
+    with torch.no_grad():
+        expected = classifier(dm.normalize((images * 255).round().to(torch.uint8)))
+        torch.testing.assert_close(model(images), expected, atol=1e-4, rtol=1e-4)
+    assert info["input_size"] == [1, 28, 28] and info["class_names"] == [str(d) for d in range(10)]
+
+
+@pytest.mark.parametrize("fmt", ["torchscript", "exported_program"])
+def test_export_formats_match_pytorch_at_any_batch_size(fmt, mnist_ckpt, tmp_path):
+    output = tmp_path / f"model.{fmt}"
+    main(["export", "--ckpt_path", str(mnist_ckpt), "--format", fmt, "--output", str(output)])
+    model, _ = deployable(mnist_ckpt)
+    loaded = torch.jit.load(output) if fmt == "torchscript" else torch.export.load(output).module()
+    for batch in (1, 64):
+        images = torch.rand(batch, 1, 28, 28)
+        with torch.no_grad():
+            torch.testing.assert_close(loaded(images), model(images), atol=1e-5, rtol=1e-5)
+    sidecar = json.loads(Path(f"{output}.json").read_text())
+    assert sidecar["format"] == fmt and sidecar["mean"] == [0.1307] and sidecar["std"] == [0.3081]
+    assert sidecar["input_size"] == [1, 28, 28] and len(sidecar["class_names"]) == 10
+
+
+def test_onnx_export_matches_pytorch_in_onnxruntime(mnist_ckpt, tmp_path, capsys):
+    ort = pytest.importorskip("onnxruntime")
+    output = tmp_path / "model.onnx"
+    main(["export", "--ckpt_path", str(mnist_ckpt), "--format", "onnx", "--output", str(output)])
+    printed = capsys.readouterr().out
+    # the check ran on the run's own test images (71 of the fixture's 100), both batch sizes
+    assert "onnx check (71 test images, batches of 64 and 7)" in printed
+    assert "top-1 identical on 71/71 images" in printed
+    session = ort.InferenceSession(str(output), providers=["CPUExecutionProvider"])
+    model, _ = deployable(mnist_ckpt)
+    for batch in (1, 5, 64):
+        images = torch.rand(batch, 1, 28, 28)
+        got = session.run(None, {"images": images.numpy()})[0]
+        with torch.no_grad():
+            torch.testing.assert_close(torch.from_numpy(got), model(images), atol=1e-4, rtol=1e-4)
+    assert json.loads(Path(f"{output}.json").read_text())["format"] == "onnx"
+
+
+def test_unknown_format_is_one_clear_line(mnist_ckpt, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["export", "--ckpt_path", str(mnist_ckpt), "--format", "tflite", "--output", f"{tmp_path}/x"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0
+    assert "unknown export format 'tflite'" in err and "onnx, torchscript, exported_program" in err
+    assert not list(tmp_path.iterdir())
+
+
+def test_checkpoint_without_normalisation_needs_mean_and_std(mnist_ckpt, tmp_path, capsys):
+    ckpt = torch.load(mnist_ckpt, weights_only=True)
+    del ckpt["hyper_parameters"]["mean"], ckpt["hyper_parameters"]["std"]
+    old = tmp_path / "old.ckpt"
+    torch.save(ckpt, old)
+    args = ["export", "--ckpt_path", str(old), "--format", "torchscript", "--output", str(tmp_path / "m.pt")]
+    with pytest.raises(SystemExit):
+        main(args)
+    assert "pass the training data's --mean and --std" in capsys.readouterr().err
+    main([*args, "--mean", "0.5", "--std", "0.25"])
+    assert json.loads((tmp_path / "m.pt.json").read_text())["mean"] == [0.5]
