@@ -12,6 +12,7 @@ the logits are compared with PyTorch's.
 import argparse
 import json
 import sys
+import warnings
 from pathlib import Path
 
 import torch
@@ -22,7 +23,7 @@ from torch import nn
 from cnnlab.errors import DataNotFoundError, UserError
 from models import ImageClassifier
 
-FORMATS = {"onnx": ".onnx", "torchscript": ".pt", "exported_program": ".pt2", "int8": ".pt2"}
+FORMATS = {"onnx": ".onnx", "torchscript": ".pt", "exported_program": ".pt2", "int8": ".int8.pt"}
 CHECK_BATCHES = (64, 7)  # two batch sizes exercise the dynamic batch axis
 ONNX_HINT = 'onnxruntime is not installed; install the optional extra: pip install -e ".[onnx]"'
 
@@ -177,19 +178,27 @@ def images_of(dm, split: str, count: int) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.cat(images)[:count], torch.cat(labels)[:count]
 
 
-def check_images(ckpt_path, info, configs, overrides, count: int) -> tuple[torch.Tensor, str]:
-    """Real test images for the export check, or random ones with the reason why."""
+def find_datamodule(ckpt_path, info: dict, configs=(), overrides=None):
+    """The data module of the checkpoint's run (or of ``--config``/``--data.*``), or None with why."""
     try:
         cfg = data_config(ckpt_path, configs, overrides)
         if cfg is None:
-            raise DataNotFoundError("no data module known: pass --config RECIPE or --data.data_dir")
+            return None, "no data module known: pass --config RECIPE or --data.data_dir"
         dm = datamodule(cfg, info["mean"], info["std"])
+        dm.setup("test")
+        return dm, ""
+    except DataNotFoundError as err:
+        return None, str(err)
+
+
+def check_images(dm, why: str, info: dict, count: int) -> tuple[torch.Tensor, str]:
+    """Real test images for the export check, or random ones with a notice saying why."""
+    if dm is not None:
         images, _ = images_of(dm, "test", count)
         return images, f"{len(images)} test images"
-    except DataNotFoundError as err:
-        print(f"cnnlab export: notice: checking on random images, no test images ({err})")
-        torch.manual_seed(0)
-        return torch.rand(count, *info["input_size"]), "random images"
+    print(f"cnnlab export: notice: checking on random images, no test images ({why})")
+    torch.manual_seed(0)
+    return torch.rand(count, *info["input_size"]), "random images"
 
 
 # -- formats -----------------------------------------------------------------------------------------------
@@ -217,7 +226,8 @@ def export_onnx(model: nn.Module, info: dict, output: Path) -> None:
 
 
 def export_torchscript(model: nn.Module, info: dict, output: Path) -> None:
-    with torch.no_grad():
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore", FutureWarning)  # torch.jit's deprecation notices
         torch.jit.save(torch.jit.trace(model, example_input(info)), str(output))
 
 
@@ -263,6 +273,8 @@ def write_sidecar(output: Path, info: dict, fmt: str) -> Path:
 
 def export(args, overrides: dict) -> Path:
     model, info = deployable(args.ckpt_path, args.mean, args.std)
+    needs_data = args.format in ("onnx", "int8")
+    dm, why = find_datamodule(args.ckpt_path, info, args.config, overrides) if needs_data else (None, "")
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
     if args.format == "onnx":
@@ -275,20 +287,50 @@ def export(args, overrides: dict) -> Path:
         export_torchscript(model, info, output)
     elif args.format == "exported_program":
         export_program(model, info, output)
-    else:  # int8
-        from cnnlab.quantize import export_int8
-
-        export_int8(model, info, output, args, overrides)
+    else:  # int8: calibrated on training images, so it needs the data
+        if dm is None:
+            raise UserError(f"int8 calibration needs the training images; {why}")
+        export_int8(model, dm, output, args.calibration_images)
+        info["quantization"] = (
+            f"int8 static (torch.ao FX, x86 engine), calibrated on {args.calibration_images} training "
+            "images; a TorchScript file: torch.jit.load"
+        )
     sidecar = write_sidecar(output, info, args.format)
     print(f"wrote {output} ({output.stat().st_size / 1e6:.2f} MB) and {sidecar}")
     if args.format == "onnx":
-        images, source = check_images(args.ckpt_path, info, args.config, overrides, sum(CHECK_BATCHES))
+        images, source = check_images(dm, why, info, sum(CHECK_BATCHES))
         worst, same, total = check_onnx(model, output, images)
         print(
             f"onnx check ({source}, batches of {' and '.join(map(str, CHECK_BATCHES))}): "
             f"max |logit diff| = {worst:.1e}, top-1 identical on {same}/{total} images"
         )
+    if args.format == "int8":
+        print(check_int8(model, output, dm))
     return output
+
+
+def export_int8(model: nn.Module, dm, output: Path, count: int) -> None:
+    from cnnlab.quantize import calibration_batches, quantize_int8, save_int8
+
+    images, _ = images_of(dm, "train", count)
+    quantized = quantize_int8(model, calibration_batches(images))
+    save_int8(quantized, images[:2], output)
+
+
+def check_int8(model: nn.Module, path: Path, dm, count: int = 1000) -> str:
+    """Accuracy of the fp32 model and of the saved int8 file on up to ``count`` test images."""
+    from cnnlab.quantize import load_int8
+
+    quantized = load_int8(path)
+    images, labels = images_of(dm, "test", count)
+    with torch.no_grad():
+        fp32 = torch.cat([model(b) for b in images.split(256)]).argmax(1)
+        int8 = torch.cat([quantized(b) for b in images.split(256)]).argmax(1)
+    acc = lambda pred: 100 * (pred == labels).float().mean().item()  # noqa: E731
+    return (
+        f"int8 check ({len(images)} test images): accuracy fp32 {acc(fp32):.2f}%, int8 {acc(int8):.2f}%; "
+        f"top-1 identical on {int((fp32 == int8).sum())}/{len(images)} images"
+    )
 
 
 def parser() -> argparse.ArgumentParser:
@@ -317,4 +359,6 @@ def main(argv: list[str] | None = None) -> None:
     overrides = parse_data_overrides(extra)
     if args.output is None:
         args.output = str(Path(args.ckpt_path).with_suffix(FORMATS[args.format]))
+    if args.format == "exported_program" and not args.output.endswith(".pt2"):
+        raise UserError(f"an exported program is a .pt2 file (torch.export.load expects one): {args.output}")
     export(args, overrides)

@@ -69,7 +69,7 @@ def test_exported_model_normalises_like_the_data_module(mnist_ckpt, mnist_root):
 
 @pytest.mark.parametrize("fmt", ["torchscript", "exported_program"])
 def test_export_formats_match_pytorch_at_any_batch_size(fmt, mnist_ckpt, tmp_path):
-    output = tmp_path / f"model.{fmt}"
+    output = tmp_path / ("model.pt" if fmt == "torchscript" else "model.pt2")
     main(["export", "--ckpt_path", str(mnist_ckpt), "--format", fmt, "--output", str(output)])
     model, _ = deployable(mnist_ckpt)
     loaded = torch.jit.load(output) if fmt == "torchscript" else torch.export.load(output).module()
@@ -121,3 +121,22 @@ def test_checkpoint_without_normalisation_needs_mean_and_std(mnist_ckpt, tmp_pat
     assert "pass the training data's --mean and --std" in capsys.readouterr().err
     main([*args, "--mean", "0.5", "--std", "0.25"])
     assert json.loads((tmp_path / "m.pt.json").read_text())["mean"] == [0.5]
+
+
+def test_int8_export_calibrates_on_the_runs_data_and_reports_accuracy(mnist_ckpt, tmp_path, capsys):
+    output = tmp_path / "model.int8.pt"
+    main(["export", "--ckpt_path", str(mnist_ckpt), "--format", "int8", "--output", str(output)])
+    printed = capsys.readouterr().out
+    assert "int8 check (100 test images): accuracy fp32" in printed
+    from cnnlab.quantize import load_int8
+
+    assert load_int8(output)(torch.rand(5, 1, 28, 28)).shape == (5, 10)
+    assert json.loads(Path(f"{output}.json").read_text())["format"] == "int8"
+
+
+def test_int8_export_without_data_is_a_clear_error(mnist_ckpt, tmp_path, capsys):
+    ckpt = tmp_path / "moved.ckpt"  # no run folder, so no config.yaml naming the data
+    ckpt.write_bytes(mnist_ckpt.read_bytes())
+    with pytest.raises(SystemExit):
+        main(["export", "--ckpt_path", str(ckpt), "--format", "int8", "--output", str(tmp_path / "m.pt")])
+    assert "int8 calibration needs the training images" in capsys.readouterr().err
