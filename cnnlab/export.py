@@ -10,6 +10,7 @@ the logits are compared with PyTorch's.
 """
 
 import argparse
+import io
 import json
 import sys
 import warnings
@@ -54,8 +55,25 @@ def load_checkpoint(ckpt_path: str | Path) -> tuple[ImageClassifier, dict]:
     ckpt = torch.load(path, weights_only=True, map_location="cpu")
     if "hyper_parameters" not in ckpt or "state_dict" not in ckpt:
         raise UserError(f"{path} is not a cnnlab training checkpoint (no hyper_parameters/state_dict)")
-    classifier = ImageClassifier.load_from_checkpoint(path, map_location="cpu", weights_only=True)
+    source = path
+    state = ckpt["state_dict"]
+    if any(k.endswith("_orig") for k in state):  # torch.nn.utils.prune's masks, not yet made permanent
+        ckpt = {**ckpt, "state_dict": _apply_prune_masks(state)}
+        source = io.BytesIO()
+        torch.save(ckpt, source)
+        source.seek(0)
+    classifier = ImageClassifier.load_from_checkpoint(source, map_location="cpu", weights_only=True)
     return classifier.eval(), ckpt
+
+
+def _apply_prune_masks(state: dict) -> dict:
+    """``name_orig * name_mask`` as ``name``: the weights a pruned model computes with."""
+    folded = {k: v for k, v in state.items() if not k.endswith(("_orig", "_mask"))}
+    for key in state:
+        if key.endswith("_orig"):
+            name = key.removesuffix("_orig")
+            folded[name] = state[key] * state[f"{name}_mask"]
+    return folded
 
 
 def normalisation(ckpt: dict, mean=None, std=None) -> tuple[list[float], list[float]]:
@@ -139,7 +157,7 @@ def parse_data_overrides(extra: list[str]) -> dict:
         arg = extra[i]
         name, eq, value = arg.partition("=")
         if not (name == "--data" or name.startswith("--data.")):
-            raise UserError(f"unrecognised argument {arg}; see cnnlab export --help")
+            raise UserError(f"unrecognised argument {arg}; see --help")
         if not eq:
             if i + 1 >= len(extra):
                 raise UserError(f"{arg} needs a value")

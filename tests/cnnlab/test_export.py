@@ -1,3 +1,4 @@
+import importlib.util
 import json
 import os
 import sys
@@ -140,3 +141,28 @@ def test_int8_export_without_data_is_a_clear_error(mnist_ckpt, tmp_path, capsys)
     with pytest.raises(SystemExit):
         main(["export", "--ckpt_path", str(ckpt), "--format", "int8", "--output", str(tmp_path / "m.pt")])
     assert "int8 calibration needs the training images" in capsys.readouterr().err
+
+
+def test_compress_reports_every_variant_side_by_side(mnist_ckpt, tmp_path, capsys):
+    # a pruned copy as torch.nn.utils.prune leaves it: weight_orig and weight_mask, half the weights masked
+    ckpt = torch.load(mnist_ckpt, weights_only=True)
+    state = ckpt["state_dict"]
+    key = next(k for k in state if k.endswith(".weight") and state[k].ndim == 2)
+    weight = state.pop(key)
+    state[f"{key}_orig"], state[f"{key}_mask"] = weight, (torch.rand_like(weight) > 0.5).float()
+    pruned = tmp_path / "pruned.ckpt"
+    torch.save(ckpt, pruned)
+    report = tmp_path / "report.md"
+    args = ["--ckpt_path", str(mnist_ckpt), "--pruned", str(pruned), "--output", str(report)]
+    main(["compress", *args, "--limit", "50", "--rounds", "1", "--calibration_images", "64"])
+    table = report.read_text()
+    assert table in capsys.readouterr().out  # printed as written
+    cells = [line.split("|")[1:-1] for line in table.splitlines() if line.startswith("| ")]
+    rows = {row[0].strip(): row[1:] for row in cells}
+    assert set(rows) >= {"fp32", "int8", "pruned (lenet5)"}
+    if importlib.util.find_spec("onnxruntime"):
+        assert "ONNX (onnxruntime)" in rows
+    params, nonzero = (int(rows["pruned (lenet5)"][i].replace(",", "")) for i in (1, 2))
+    assert params == int(rows["fp32"][1].replace(",", "")) and nonzero < params - weight.numel() // 4
+    assert float(rows["int8"][3]) < float(rows["fp32"][3]) / 2  # the int8 file is much smaller
+    assert "on 50 test images" in table
