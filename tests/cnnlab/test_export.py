@@ -166,3 +166,30 @@ def test_compress_reports_every_variant_side_by_side(mnist_ckpt, tmp_path, capsy
     assert params == int(rows["fp32"][1].replace(",", "")) and nonzero < params - weight.numel() // 4
     assert float(rows["int8"][3]) < float(rows["fp32"][3]) / 2  # the int8 file is much smaller
     assert "on 50 test images" in table
+
+
+def test_image_folder_runs_record_their_estimated_normalisation(folder_root, in_tmp, monkeypatch):
+    # the data module estimates mean and std in setup, after the CLI linked its (empty) values
+    monkeypatch.setattr(sys, "argv", ["cnnlab"])
+    main(
+        [
+            "fit",
+            "--data",
+            "ImageFolderDataModule",
+            "--data.data_dir",
+            str(folder_root),
+            "--data.num_workers",
+            "0",
+            "--model.arch",
+            "simplecnn",
+            "--trainer.max_epochs",
+            "1",
+            *QUIET,
+        ]
+    )
+    ckpt_path = in_tmp / "lightning_logs/imagefolder_simplecnn/version_0/checkpoints/last.ckpt"
+    ckpt = torch.load(ckpt_path, weights_only=True)
+    estimated = ckpt["ImageFolderDataModule"]
+    assert list(ckpt["hyper_parameters"]["mean"]) == estimated["mean"] and len(estimated["mean"]) == 3
+    _, info = deployable(ckpt_path)
+    assert info["std"] == estimated["std"] and info["input_size"][0] == 3
