@@ -198,7 +198,7 @@ def compress(args, overrides: dict) -> str:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="cnnlab compress",
-        description=__doc__.split("\n\n")[0],
+        description=__doc__.split("\n\n")[0].replace("``", ""),
         epilog="Data: the run's config.yaml beside the checkpoint, --config RECIPE, and --data CLASS / "
         "--data.KEY VALUE overrides as in cnnlab fit.",
     )

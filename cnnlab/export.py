@@ -354,7 +354,7 @@ def check_int8(model: nn.Module, path: Path, dm, count: int = 1000) -> str:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="cnnlab export",
-        description=__doc__.split("\n\n")[0],
+        description=__doc__.split("\n\n")[0].replace("``", ""),
         epilog="Data for the ONNX check and int8 calibration: the run's config.yaml beside the checkpoint, "
         "--config RECIPE, and --data CLASS / --data.KEY VALUE overrides as in cnnlab fit.",
     )
