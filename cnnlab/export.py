@@ -201,7 +201,7 @@ def find_datamodule(ckpt_path, info: dict, configs=(), overrides=None):
     try:
         cfg = data_config(ckpt_path, configs, overrides)
         if cfg is None:
-            return None, "no data module known: pass --config RECIPE or --data.data_dir"
+            return None, "no data module known: pass --config RECIPE [--data.data_dir DIR]"
         dm = datamodule(cfg, info["mean"], info["std"])
         dm.setup("test")
         return dm, ""
