@@ -6,8 +6,8 @@
 * runs log to ``lightning_logs/<recipe name>/version_N`` (the name is the last ``--config`` file's);
 * ``--ckpt_path last`` resumes the newest run of that recipe in its own ``version_N`` folder;
 * after ``fit``, the best checkpoint (by ``val/acc``) is tested and the metrics printed;
-* ``num_classes``, ``in_channels``, ``image_size`` and ``class_names`` go from the data module to the
-  model; ``--optimizer`` and ``--lr_scheduler`` go into the model's hyperparameters.
+* ``num_classes``, ``in_channels``, ``image_size``, ``class_names``, ``mean`` and ``std`` go from the
+  data module to the model; ``--optimizer`` and ``--lr_scheduler`` go into the model's hyperparameters.
 """
 
 import importlib
@@ -32,8 +32,13 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULTS = ROOT / "experiments" / "defaults.yaml"
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
 # cnnlab's own subcommands beside LightningCLI's: each module has ``main(argv)`` with its own --help.
-TOOLS = {"summary": "cnnlab.summary", "report": "cnnlab.report", "export": "cnnlab.export"}
-DATA_LINKS = ("num_classes", "in_channels", "image_size", "class_names")
+TOOLS = {
+    "summary": "cnnlab.summary",
+    "report": "cnnlab.report",
+    "export": "cnnlab.export",
+    "compress": "cnnlab.compress",
+}
+DATA_LINKS = ("num_classes", "in_channels", "image_size", "class_names", "mean", "std")
 # Hyperparameters that the CLI sets from elsewhere; a checkpoint's copies of them are not parsed back.
 LINKED_HPARAMS = (*DATA_LINKS, "optimizer", "lr_scheduler")
 

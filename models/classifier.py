@@ -54,6 +54,8 @@ class ImageClassifier(L.LightningModule):
     Args:
         arch: registered architecture name (``cnnlab`` lists them in its error for an unknown name).
         num_classes, in_channels, image_size, class_names: set from the data module by the CLI.
+        mean, std: the data module's normalisation per channel, set by the CLI (or at fit start for data
+            modules that estimate them), so an exported model can normalise its own inputs.
         arch_kwargs: extra constructor arguments for the architecture (e.g. ``{imagenet_stem: true}``).
         label_smoothing: cross-entropy label smoothing.
         optimizer: ``{"class_path", "init_args"}`` of a torch optimizer; the CLI fills it from
@@ -75,6 +77,8 @@ class ImageClassifier(L.LightningModule):
         in_channels: int = 3,
         image_size: int = 32,
         class_names: list[str] | None = None,
+        mean: tuple[float, ...] | None = None,
+        std: tuple[float, ...] | None = None,
         arch_kwargs: dict[str, Any] | None = None,
         label_smoothing: float = 0.0,
         optimizer: dict[str, Any] | None = None,
@@ -104,6 +108,7 @@ class ImageClassifier(L.LightningModule):
             self._compiled = True
 
     def on_fit_start(self) -> None:
+        self._record_normalisation()
         # Architectures with data-dependent initialisation (airbench's patch whitening) get up to
         # INIT_IMAGES normalised training images, once: the flag is part of their checkpointed state.
         init = getattr(self.model, "init_from_data", None)
@@ -117,6 +122,13 @@ class ImageClassifier(L.LightningModule):
             if count >= INIT_IMAGES:
                 break
         init(torch.cat(images)[:INIT_IMAGES])
+
+    def _record_normalisation(self) -> None:
+        # Data modules that estimate mean/std in setup (image folders) have none when the CLI links them;
+        # recorded here, they are saved in the checkpoint's hyperparameters for export.
+        dm = self.trainer.datamodule
+        if self.hparams.get("mean") is None and getattr(dm, "mean", None) is not None:
+            self.hparams.mean, self.hparams.std = tuple(dm.mean), tuple(dm.std)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.hparams.channels_last:

@@ -1,0 +1,222 @@
+"""``cnnlab compress``: a checkpoint's deployable variants measured side by side, as a Markdown table.
+
+    cnnlab compress --ckpt_path CKPT [--pruned CKPT] [--student CKPT] [--output report.md]
+
+Variants: the fp32 model, its int8 quantization (calibrated on training images), its ONNX export in
+onnxruntime, and optionally a pruned and a distilled student checkpoint. For each: test accuracy,
+parameters (and non-zero ones), size of the saved file, and CPU latency per image at batch 1 and 64. All
+variants run in one process, one after another in alternating rounds, and the median of the rounds is
+reported, so the ratios hold even on a busy machine.
+"""
+
+import argparse
+import datetime
+import gzip
+import platform
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from cnnlab.errors import UserError
+from cnnlab.export import (
+    ONNX_HINT,
+    deployable,
+    export_onnx,
+    export_torchscript,
+    find_datamodule,
+    images_of,
+    onnx_session,
+    parse_data_overrides,
+)
+from cnnlab.quantize import calibration_batches, load_int8, quantize_int8, save_int8
+
+BATCHES = (1, 64)
+
+
+@dataclass
+class Variant:
+    name: str
+    run: object  # float images in [0, 1] -> logits
+    path: Path
+    params: int
+    nonzero: int
+    results: dict = field(default_factory=dict)
+
+
+def count_params(model: nn.Module) -> tuple[int, int]:
+    params = list(model.parameters())
+    return sum(p.numel() for p in params), sum(int((p != 0).sum()) for p in params)
+
+
+def torch_variant(name: str, model: nn.Module, info: dict, folder: Path) -> Variant:
+    """An fp32 model, run eagerly; its file is its TorchScript export."""
+    path = folder / f"{name}.pt"
+    export_torchscript(model, info, path)
+    return Variant(name, model, path, *count_params(model))
+
+
+def int8_variant(model: nn.Module, calibration: torch.Tensor, folder: Path) -> Variant:
+    path = folder / "int8.pt"
+    save_int8(quantize_int8(model, calibration_batches(calibration)), calibration[:2], path)
+    return Variant("int8", load_int8(path), path, *count_params(model))
+
+
+def onnx_variant(model: nn.Module, info: dict, folder: Path, threads: int) -> Variant:
+    path = folder / "fp32.onnx"
+    export_onnx(model, info, path)
+    session = onnx_session(path)
+    if threads:  # a fresh session with the same thread count as torch, for a fair comparison
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.log_severity_level = 3
+        session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+    def run(images: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(session.run(["logits"], {"images": images.numpy()})[0])
+
+    return Variant("ONNX (onnxruntime)", run, path, *count_params(model))
+
+
+def accuracy(variant: Variant, images: torch.Tensor, labels: torch.Tensor) -> float:
+    with torch.no_grad():
+        logits = torch.cat([variant.run(batch) for batch in images.split(256)])
+    return (logits.argmax(1) == labels).float().mean().item()
+
+
+def measure_latency(variants: list[Variant], images: torch.Tensor, rounds: int) -> None:
+    """Median ms per image at each batch size; each round times every variant once, in turn."""
+    for size in BATCHES:
+        batch = images[:size].contiguous()
+        calls = max(1, 64 // size)  # about 64 images per timing, so a timing is not a single call
+        times = {v.name: [] for v in variants}
+        with torch.no_grad():
+            for v in variants:  # warm-up: first calls allocate and pick kernels
+                for _ in range(3):
+                    v.run(batch)
+            for _ in range(rounds):
+                for v in variants:
+                    start = time.perf_counter()
+                    for _ in range(calls):
+                        v.run(batch)
+                    times[v.name].append((time.perf_counter() - start) * 1000 / (calls * size))
+        for v in variants:
+            v.results[f"ms{size}"] = statistics.median(times[v.name])
+
+
+def file_size(path: Path) -> tuple[float, float]:
+    """Size on disk and gzip-compressed size in MB (the second shows what pruned zeros save)."""
+    data = path.read_bytes()
+    return len(data) / 1e6, len(gzip.compress(data, compresslevel=6)) / 1e6
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def markdown(variants: list[Variant], header: list[str]) -> str:
+    base = variants[0]
+    rows = [
+        "| variant | accuracy | params | non-zero | size MB | gzip MB | smaller by "
+        "| ms/img b1 | ms/img b64 | speed-up b1 | speed-up b64 |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for v in variants:
+        r = v.results
+        rows.append(
+            f"| {v.name} | {100 * r['acc']:.2f}% | {v.params:,} | {v.nonzero:,} | {r['mb']:.3f} "
+            f"| {r['gz']:.3f} | {base.results['mb'] / r['mb']:.2f}x "
+            f"| {r['ms1']:.3f} | {r['ms64']:.4f} "
+            f"| {base.results['ms1'] / r['ms1']:.2f}x | {base.results['ms64'] / r['ms64']:.2f}x |"
+        )
+    return "\n".join([*header, "", *rows, ""])
+
+
+def compress(args, overrides: dict) -> str:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model, info = deployable(args.ckpt_path)
+    dm, why = find_datamodule(args.ckpt_path, info, args.config, overrides)
+    if dm is None:
+        raise UserError(f"the compression report needs the test and training images; {why}")
+    images, labels = images_of(dm, "test", args.limit or 10**9)
+    calibration, _ = images_of(dm, "train", args.calibration_images)
+    folder = Path(args.artifacts or Path(args.output).with_suffix("")).resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    print(f"compress: {len(images)} test images, {len(calibration)} calibration images; files in {folder}")
+
+    variants = [torch_variant("fp32", model, info, folder), int8_variant(model, calibration, folder)]
+    try:
+        variants.append(onnx_variant(model, info, folder, args.threads))
+    except UserError as err:
+        if str(err) != ONNX_HINT:
+            raise
+        print(f"compress: notice: no ONNX row ({err})")
+    for name, ckpt in (("pruned", args.pruned), ("student", args.student)):
+        if ckpt:
+            other, other_info = deployable(ckpt)
+            if other_info["input_size"] != info["input_size"]:
+                raise UserError(
+                    f"--{name} takes {other_info['input_size']} inputs, the model {info['input_size']}"
+                )
+            variants.append(torch_variant(f"{name} ({other_info['arch']})", other, other_info, folder))
+    for v in variants:
+        v.results["acc"] = accuracy(v, images, labels)
+        v.results["mb"], v.results["gz"] = file_size(v.path)
+    measure_latency(variants, images, args.rounds)
+
+    threads = torch.get_num_threads()
+    header = [
+        f"# Compression report: {info['arch']}",
+        "",
+        f"- checkpoint: `{info['checkpoint']}`",
+        f"- accuracy on {len(images)} test images; int8 calibrated on {len(calibration)} training images",
+        f"- latency: CPU `{cpu_name()}`, {threads} thread(s), torch {torch.__version__}; median of "
+        f"{args.rounds} alternating rounds per batch size, per image",
+        f"- files: `{folder}` (fp32, pruned, student: TorchScript; int8: TorchScript with int8 weights)",
+        f"- measured {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
+    ]
+    report = markdown(variants, header)
+    Path(args.output).write_text(report)
+    print(report)
+    print(f"wrote {args.output}")
+    return report
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="cnnlab compress",
+        description=__doc__.split("\n\n")[0].replace("``", ""),
+        epilog="Data: the run's config.yaml beside the checkpoint, --config RECIPE, and --data CLASS / "
+        "--data.KEY VALUE overrides as in cnnlab fit.",
+    )
+    p.add_argument("--ckpt_path", required=True, help="the fp32 checkpoint written by cnnlab fit")
+    p.add_argument("--pruned", help="a pruned checkpoint of the same model, for its row")
+    p.add_argument("--student", help="a distilled student checkpoint, for its row")
+    p.add_argument("--output", default="compression_report.md", help="Markdown file to write")
+    p.add_argument("--artifacts", help="folder for the measured model files (default: OUTPUT without .md)")
+    p.add_argument("--config", action="append", default=[], help="recipe naming the data (repeatable)")
+    p.add_argument("--limit", type=int, help="test images for accuracy (default: the whole test split)")
+    p.add_argument("--calibration_images", type=int, default=512, help="training images for int8")
+    p.add_argument("--rounds", type=int, default=7, help="alternating timing rounds per batch size")
+    p.add_argument(
+        "--threads", type=int, default=1, help="CPU threads for every variant (0: torch's default)"
+    )
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    args, extra = parser().parse_known_args(sys.argv[1:] if argv is None else argv)
+    compress(args, parse_data_overrides(extra))
