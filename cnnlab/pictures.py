@@ -29,7 +29,7 @@ from torchvision.utils import make_grid
 from cnnlab.evaluation import class_names_of
 from cnnlab.plots import bar_figure, confusion_matrix_figure, image_grid_figure, to_array
 
-TILE = 48  # smallest side, in pixels, of a filter or feature map tile, so 3x3 kernels are visible
+TILE = 96  # smallest side, in pixels, of a filter or feature map tile, so 3x3 kernels are visible
 MAX_TILES = 64  # filters or channels shown per layer
 # HParams metrics from the test, by the logged metric they repeat.
 TEST_HPARAMS = {"hp/test_acc": "test/acc", "hp/test_loss": "test/loss", "hp/test_f1": "test/f1"}
@@ -172,10 +172,10 @@ class TensorBoardPictures(L.Callback):
 
     def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
         # Gradients exist only between backward and the optimizer step; taken on the epoch's last batch.
+        if not trainer.is_last_batch or not self._histograms_due(trainer) or not trainer.is_global_zero:
+            return  # every step: the cheap checks first
         logger = tensorboard_logger(trainer)
-        if logger is None or not trainer.is_global_zero or not self._histograms_due(trainer):
-            return
-        if not trainer.is_last_batch or self._gradients_logged_epoch == trainer.current_epoch:
+        if logger is None or self._gradients_logged_epoch == trainer.current_epoch:
             return
         self._gradients_logged_epoch = trainer.current_epoch
         for name, param in pl_module.named_parameters():
@@ -287,8 +287,13 @@ class TensorBoardPictures(L.Callback):
             logger.experiment.add_image("test/confusion_matrix", to_array(fig), step, dataformats="HWC")
         if self.per_class_accuracy:
             accuracy = values["accuracy"].cpu().tolist()
+            overall = float(matrix.diagonal().sum() / matrix.sum().clamp_min(1))
             fig = bar_figure(
-                accuracy, names, "test accuracy per class", "share of the class classified correctly"
+                accuracy,
+                names,
+                "test accuracy per class",
+                "share of the class classified correctly",
+                overall=overall,
             )
             logger.experiment.add_image("test/per_class_accuracy", to_array(fig), step, dataformats="HWC")
         if wrong is not None:
@@ -303,7 +308,7 @@ class TensorBoardPictures(L.Callback):
         images = denormalize(wrong["images"].cpu()[order], trainer.datamodule)
         labels, predicted = wrong["labels"].cpu()[order].tolist(), wrong["predicted"].cpu()[order].tolist()
         titles = [
-            f"true: {names[t]}\npredicted: {names[p]} ({c:.0%})"
+            f"true: {names[t]}\npredicted: {names[p]} ({c:.1%})"
             for t, p, c in zip(labels, predicted, wrong["confidence"].cpu()[order].tolist(), strict=True)
         ]
         fig = image_grid_figure(images, titles)
@@ -318,7 +323,10 @@ class TensorBoardPictures(L.Callback):
     def on_test_end(self, trainer, pl_module) -> None:
         found = {name: trainer.callback_metrics.get(metric) for name, metric in TEST_HPARAMS.items()}
         metrics = {name: float(value) for name, value in found.items() if value is not None}
-        self._log_hparams(trainer, pl_module, {**self._best_val(trainer), **metrics}, declare={})
+        logger = tensorboard_logger(trainer)
+        if logger is not None and logger.log_dir not in self._hparams_written:
+            metrics = {**self._best_val(trainer), **metrics}  # not logged at the end of a fit
+        self._log_hparams(trainer, pl_module, metrics, declare={})
 
     @staticmethod
     def _best_val(trainer) -> dict[str, float]:

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import PowerNorm
 from matplotlib.figure import Figure
 
 # Counts are written in the cells up to this many classes; beyond, the cells are too small to read.
@@ -37,8 +38,9 @@ def confusion_matrix_figure(matrix: torch.Tensor, class_names: Sequence[str], ti
     # Colour by share of the true class, so small classes' mistakes show as clearly as large ones'.
     rows = matrix.sum(dim=1, keepdim=True).clamp_min(1)
     shares = (matrix / rows).numpy()
-    image = ax.imshow(shares, cmap="Blues", vmin=0.0, vmax=1.0)
-    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of the true class")
+    # A power scale, so that mistakes of 1% of a class are visible beside the dark diagonal.
+    image = ax.imshow(shares, cmap="Blues", norm=PowerNorm(gamma=0.3, vmin=0.0, vmax=1.0))
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of the true class (power scale)")
     ax.set_xticks(range(n), labels=list(class_names), rotation=45, ha="right", rotation_mode="anchor")
     ax.set_yticks(range(n), labels=list(class_names))
     ax.set_xlabel("predicted class")
@@ -49,25 +51,45 @@ def confusion_matrix_figure(matrix: torch.Tensor, class_names: Sequence[str], ti
         size = 10 if n <= 12 else 7
         for i in range(n):
             for j in range(n):
-                colour = "white" if shares[i, j] > 0.5 else "black"
-                ax.text(j, i, str(int(matrix[i, j])), ha="center", va="center", color=colour, fontsize=size)
+                count = int(matrix[i, j])
+                colour = "white" if shares[i, j] > 0.3 else ("black" if count else "silver")
+                ax.text(j, i, str(count), ha="center", va="center", color=colour, fontsize=size)
     return fig
 
 
-def bar_figure(values: Sequence[float], class_names: Sequence[str], title: str, xlabel: str) -> Figure:
-    """One horizontal bar per class, its value written at the bar's end (values between 0 and 1)."""
+def bar_figure(
+    values: Sequence[float], class_names: Sequence[str], title: str, xlabel: str, overall: float | None = None
+) -> Figure:
+    """One horizontal bar per class, its value written at the bar's end (values between 0 and 1), and
+    ``overall`` as a dashed line. When every value is high the axis starts above 0 (said on the axis), so
+    that 97% and 99% look different."""
     n = len(class_names)
-    fig = Figure(figsize=(7.0, min(max(3.0, 0.35 * n + 1.2), 40.0)), dpi=100, layout="constrained")
+    fig = Figure(figsize=(7.5, min(max(3.0, 0.35 * n + 1.4), 40.0)), dpi=100, layout="constrained")
     ax = fig.add_subplot()
     positions = np.arange(n)
+    low = max(0.0, np.floor((min(values, default=0.0) - 0.02) * 10) / 10)
     ax.barh(positions, values, color="tab:blue")
     ax.set_yticks(positions, labels=list(class_names))
     ax.invert_yaxis()  # first class on top, as in the report
-    ax.set_xlim(0.0, 1.12)
-    ax.set_xlabel(xlabel)
+    span = 1.0 - low
+    ax.set_xlim(low, 1.0 + 0.13 * span)
+    ax.set_xlabel(xlabel if low == 0 else f"{xlabel} (axis starts at {low:.1f})")
     ax.set_title(title)
     for y, value in zip(positions, values, strict=True):
-        ax.text(value + 0.01, y, f"{value:.3f}", va="center", fontsize=9)
+        ax.text(
+            max(value, low) + 0.01 * span,
+            y,
+            f"{value:.3f}",
+            va="center",
+            fontsize=9,
+            zorder=3,
+            bbox={"facecolor": "white", "edgecolor": "none", "pad": 1.0},
+        )
+    if overall is not None:
+        ax.axvline(
+            overall, color="tab:red", linestyle="--", linewidth=1.2, zorder=2, label=f"overall {overall:.3f}"
+        )
+        ax.legend(loc="lower right", fontsize=9, framealpha=0.9)
     return fig
 
 

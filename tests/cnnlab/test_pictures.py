@@ -67,8 +67,8 @@ def test_every_picture_is_an_image_in_the_event_file(lenet_run):
     assert len(events.Images("test/confusion_matrix")) == 1
     matrix = decoded(events, "test/confusion_matrix")
     assert matrix.width >= 600 and matrix.height >= 600  # readable, not a thumbnail
-    # LeNet-5's 6 first-layer filters, each enlarged from 5x5 to at least 48 pixels.
-    assert decoded(events, "filters/features.0").width >= 6 * 48
+    # LeNet-5's 6 first-layer filters, each enlarged from 5x5 to at least 96 pixels.
+    assert decoded(events, "filters/features.0").width >= 6 * 96
 
 
 def test_histograms_of_every_weight_and_gradient(lenet_run):
@@ -109,7 +109,7 @@ def test_most_confidently_wrong_images_are_kept_across_batches():
     assert kept["labels"].tolist() == [1, 0, 0] and kept["predicted"].tolist() == [0, 1, 1]
 
 
-@pytest.mark.parametrize("arch", list_models())
+@pytest.mark.parametrize("arch", [*list_models(), "torchvision:resnet18"])
 def test_every_architecture_gets_filters_and_feature_maps(arch):
     model = ImageClassifier(arch, num_classes=10, in_channels=3, image_size=32)
     pictures = layer_pictures(model, torch.randn(1, 3, 32, 32), filters=True, feature_maps=3)
