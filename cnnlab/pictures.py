@@ -49,10 +49,13 @@ def tile_grid(tiles: torch.Tensor, nrow: int = 8) -> torch.Tensor:
     """N x C x h x w (C = 1 or 3) -> one 3 x H x W grid image in 0..1, each tile stretched to its own
     range and enlarged to at least ``TILE`` pixels."""
     tiles = tiles[:MAX_TILES].detach().float().cpu()
+    low = tiles.amin(dim=(1, 2, 3), keepdim=True)
+    high = tiles.amax(dim=(1, 2, 3), keepdim=True)
+    tiles = (tiles - low) / (high - low).clamp_min(1e-8)  # as make_grid's scale_each, in one operation
     scale = max(1, -(-TILE // min(tiles.shape[-2:])))
     if scale > 1:
         tiles = F.interpolate(tiles, scale_factor=scale, mode="nearest")
-    return make_grid(tiles, nrow=nrow, padding=2, normalize=True, scale_each=True, pad_value=1.0)
+    return make_grid(tiles, nrow=nrow, padding=2, pad_value=1.0)
 
 
 def filter_grid(conv: nn.Conv2d) -> torch.Tensor:
@@ -81,7 +84,8 @@ def feature_maps_of(module: nn.Module, image: torch.Tensor, convs) -> dict[str, 
     was_training = module.training
     module.eval()
     try:
-        with torch.no_grad():
+        # Eager even under --model.compile: hooks and a batch of one would make torch.compile recompile.
+        with torch.no_grad(), torch.compiler.set_stance("force_eager"):
             module(image.to(next(module.parameters()).device))
     finally:
         for handle in handles:
