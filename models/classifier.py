@@ -43,9 +43,14 @@ def split_metrics(num_classes: int, prefix: str) -> MetricCollection:
         "recall": MulticlassRecall(num_classes, average="macro", validate_args=False),
         "f1": MulticlassF1Score(num_classes, average="macro", validate_args=False),
     }
+    # Explicit compute groups: left to torchmetrics, metrics whose states happen to be equal after the
+    # first batch are merged, so a first batch without mistakes made precision, recall and F1 share the
+    # top-5 counts (test/precision 1.0 on MNIST at 98.5% accuracy).
+    groups = [["acc"], ["precision", "recall", "f1"]]
     if num_classes > 5:
         metrics["acc_top5"] = MulticlassAccuracy(num_classes, top_k=5, average="micro", validate_args=False)
-    return MetricCollection(metrics, prefix=f"{prefix}/")
+        groups.append(["acc_top5"])
+    return MetricCollection(metrics, prefix=f"{prefix}/", compute_groups=groups)
 
 
 class ImageClassifier(L.LightningModule):
@@ -163,19 +168,20 @@ class ImageClassifier(L.LightningModule):
         self.log("train/acc", self.train_acc.compute())
         self.train_acc.reset()
 
-    def _eval_step(self, batch, split: str, metrics: MetricCollection) -> None:
+    def _eval_step(self, batch, split: str, metrics: MetricCollection) -> torch.Tensor:
         x, y = batch
         logits = self(x)
         self.log(f"{split}/loss", self._loss(logits, y), prog_bar=split == "val")
         metrics.update(logits, y)
         for name, metric in metrics.items():
             self.log(name, metric, prog_bar=name == "val/acc")
+        return logits  # reaches callbacks' on_*_batch_end (cnnlab.evaluation, cnnlab.pictures)
 
     def validation_step(self, batch, batch_idx):
-        self._eval_step(batch, "val", self.val_metrics)
+        return self._eval_step(batch, "val", self.val_metrics)
 
     def test_step(self, batch, batch_idx):
-        self._eval_step(batch, "test", self.test_metrics)
+        return self._eval_step(batch, "test", self.test_metrics)
 
     def predict_step(self, batch, batch_idx):
         x = batch[0] if isinstance(batch, (list, tuple)) else batch

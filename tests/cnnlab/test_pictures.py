@@ -1,0 +1,133 @@
+import io
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams import plugin_data_pb2
+from torch import nn
+
+from cnnlab.cli import CNNLabCLI
+from cnnlab.pictures import TensorBoardPictures, layer_pictures
+from models import ImageClassifier, list_models
+
+EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
+QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
+
+
+@pytest.fixture(autouse=True)
+def _plain_argv(monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["cnnlab"])
+
+
+def fit(data_dir, *extra: str) -> CNNLabCLI:
+    args = ["fit", "--config", str(EXPERIMENTS / "mnist_lenet5.yaml"), "--data.data_dir", str(data_dir)]
+    args += ["--data.download", "false", "--data.batch_size", "50", "--trainer.max_epochs", "2", *QUIET]
+    return CNNLabCLI(args=[*args, *extra])
+
+
+@pytest.fixture(scope="module")
+def lenet_run(mnist_root, tmp_path_factory):
+    """One short LeNet-5 fit (with its post-fit test) on the tiny MNIST; its run folder and the CLI."""
+    root = tmp_path_factory.mktemp("pictures")
+    monkeypatch = pytest.MonkeyPatch()
+    monkeypatch.chdir(root)
+    monkeypatch.setattr(sys, "argv", ["cnnlab"])
+    try:
+        cli = fit(mnist_root)
+    finally:
+        monkeypatch.undo()
+    events = EventAccumulator(
+        str(root / "lightning_logs" / "mnist_lenet5" / "version_0"), size_guidance={"images": 0}
+    )
+    events.Reload()
+    return events, cli
+
+
+def decoded(events: EventAccumulator, tag: str) -> Image.Image:
+    return Image.open(io.BytesIO(events.Images(tag)[-1].encoded_image_string))
+
+
+def test_every_picture_is_an_image_in_the_event_file(lenet_run):
+    events, _ = lenet_run
+    tags = events.Tags()["images"]
+    expected = [
+        "test/confusion_matrix",
+        "test/per_class_accuracy",
+        "filters/features.0",
+        "feature_maps/input",
+        "feature_maps/0_features.0",
+        "feature_maps/1_features.3",
+    ]
+    assert set(expected) <= set(tags)
+    # Filters and feature maps every epoch (2), the test pictures once.
+    assert len(events.Images("filters/features.0")) == 2
+    assert len(events.Images("test/confusion_matrix")) == 1
+    matrix = decoded(events, "test/confusion_matrix")
+    assert matrix.width >= 600 and matrix.height >= 600  # readable, not a thumbnail
+    # LeNet-5's 6 first-layer filters, each enlarged from 5x5 to at least 96 pixels.
+    assert decoded(events, "filters/features.0").width >= 6 * 96
+
+
+def test_histograms_of_every_weight_and_gradient(lenet_run):
+    events, cli = lenet_run
+    names = [n.removeprefix("model.") for n, _ in cli.model.named_parameters()]
+    histograms = set(events.Tags()["histograms"])
+    assert {f"weights/{n}" for n in names} <= histograms
+    assert {f"gradients/{n}" for n in names} <= histograms
+
+
+def test_hparams_view_holds_hyperparameters_and_results(lenet_run):
+    events, cli = lenet_run
+    content = events.PluginTagToContent("hparams")
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
+    metrics = {m.name.tag for m in experiment.metric_infos}
+    assert {"hp/val_acc_best", "hp/test_acc", "hp/test_loss", "hp/test_f1"} <= metrics
+    session = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
+    hparams = session.session_start_info.hparams
+    assert hparams["arch"].string_value == "lenet5"
+    assert hparams["optimizer/init_args/lr"].number_value == pytest.approx(1e-3)
+    scalars = {tag: events.Scalars(tag)[-1].value for tag in ("hp/test_acc", "test/acc", "hp/val_acc_best")}
+    assert scalars["hp/test_acc"] == pytest.approx(scalars["test/acc"])
+    assert scalars["hp/val_acc_best"] == pytest.approx(
+        float(cli.trainer.checkpoint_callback.best_model_score)
+    )
+
+
+def test_most_confidently_wrong_images_are_kept_across_batches():
+    pictures = TensorBoardPictures(misclassified=3)
+    images = torch.arange(8.0).view(8, 1, 1, 1)  # image i holds the value i
+    labels = torch.tensor([0, 1, 0, 1, 0, 1, 0, 1])
+    predicted = torch.tensor([1, 1, 1, 0, 1, 0, 0, 0])  # wrong: 0, 2, 3, 4, 5, 7
+    confidence = torch.tensor([0.6, 0.99, 0.9, 0.5, 0.7, 0.95, 0.8, 0.4])
+    for part in (slice(0, 4), slice(4, 8)):
+        pictures._keep_most_confident_wrong(images[part], labels[part], predicted[part], confidence[part])
+    kept = pictures._wrong
+    assert kept["images"].flatten().tolist() == [5.0, 2.0, 4.0]  # 0.95, 0.9, 0.7; right answers never
+    assert kept["labels"].tolist() == [1, 0, 0] and kept["predicted"].tolist() == [0, 1, 1]
+
+
+@pytest.mark.parametrize("arch", [*list_models(), "torchvision:resnet18"])
+def test_every_architecture_gets_filters_and_feature_maps(arch):
+    model = ImageClassifier(arch, num_classes=10, in_channels=3, image_size=32)
+    pictures = layer_pictures(model, torch.randn(1, 3, 32, 32), filters=True, feature_maps=3)
+    assert sum(tag.startswith("filters/") for tag in pictures) == 1
+    convs = sum(isinstance(m, nn.Conv2d) for m in model.modules())
+    assert sum(tag.startswith("feature_maps/") for tag in pictures) == min(3, convs)
+    for picture in pictures.values():
+        assert picture.ndim == 3 and picture.shape[0] == 3 and 0 <= picture.min() <= picture.max() <= 1
+    assert model.training  # the model is left as it was found
+
+
+def test_a_model_without_convolutions_gets_no_layer_pictures():
+    mlp = nn.Sequential(nn.Flatten(), nn.Linear(12, 3))
+    assert layer_pictures(mlp, torch.randn(1, 3, 2, 2)) == {}
+
+
+def test_without_a_logger_the_pictures_are_skipped(mnist_root, in_tmp):
+    cli = fit(mnist_root, "--trainer.logger", "false", "--trainer.max_epochs", "1")
+    assert any(isinstance(c, TensorBoardPictures) for c in cli.trainer.callbacks)
+    assert "test/acc" in cli.trainer.callback_metrics
+    assert not list(in_tmp.rglob("events.out.tfevents.*"))
