@@ -16,11 +16,11 @@ import sys
 import warnings
 from pathlib import Path
 
-import torch
 from lightning.pytorch.cli import LightningCLI, LRSchedulerTypeTuple
 from torch.optim import Optimizer
 
 import datamodules  # noqa: F401  (makes the data modules' short names known to --data)
+from cnnlab.checkpoints import load_checkpoint
 from cnnlab.errors import UserError
 from datamodules import ClassificationDataModule
 from models import ImageClassifier
@@ -87,12 +87,12 @@ class CNNLabCLI(LightningCLI):
             logger["name"] = self._experiment_name(cfg)
         if cfg.get("ckpt_path") == "last" and logger is not None:
             cfg["ckpt_path"] = _newest_last_checkpoint(Path(logger["save_dir"]) / logger["name"])
+        if cfg.get("weights_only") is None:
+            cfg["weights_only"] = True  # Lightning's own loading, too, takes tensors and plain values only
         ckpt_path = cfg.get("ckpt_path")
         if not ckpt_path or ckpt_path in ("best", "last", "hpc"):
             return
-        if not Path(ckpt_path).is_file():
-            raise UserError(f"checkpoint {ckpt_path} does not exist; pass an existing .ckpt file or 'last'")
-        ckpt = torch.load(ckpt_path, weights_only=True, map_location="cpu")
+        ckpt = load_checkpoint(ckpt_path)  # refuses pickled code and broken files with one line
         if subcommand == "fit" and logger is not None:
             _continue_run(logger, Path(ckpt_path), ckpt.get("global_step", 0))
         hparams = {k: v for k, v in ckpt.get("hyper_parameters", {}).items() if not k.startswith("_")}
