@@ -11,7 +11,6 @@
 import os
 import pickle
 import uuid
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +44,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise UserError(
             f"{path} is not a PyTorch checkpoint ({err}); pass a .ckpt file cnnlab wrote"
         ) from err
-    except (RuntimeError, EOFError, KeyError, ValueError, zipfile.BadZipFile) as err:
+    except Exception as err:  # torch.load fails on broken files in many ways (RuntimeError, OSError, ...)
         reason = (str(err).strip().splitlines() or [type(err).__name__])[0].split(". ")[0]
         raise UserError(
             f"{path} is truncated or not a PyTorch checkpoint ({reason}); pass a complete .ckpt file "
