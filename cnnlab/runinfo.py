@@ -71,8 +71,8 @@ class RunInfo(L.Callback):
 
     def setup(self, trainer, pl_module, stage: str) -> None:
         folder = trainer.log_dir
-        if not trainer.is_global_zero or folder is None or trainer.logger is None:
-            return
+        if not trainer.is_global_zero or folder is None or trainer.logger is None or trainer.fast_dev_run:
+            return  # fast_dev_run logs nowhere: its log_dir is the working directory
         seed = os.environ.get("PL_GLOBAL_SEED")
         stage = str(getattr(stage, "value", stage))  # Lightning passes a TrainerFn enum
         info = {
