@@ -42,6 +42,7 @@ def package_versions() -> dict:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             pass
+    versions["torch"] = str(torch.__version__)  # with its build tag (+cpu, +cu130, ...)
     return versions
 
 
