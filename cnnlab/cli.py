@@ -10,17 +10,22 @@
   data module to the model; ``--optimizer`` and ``--lr_scheduler`` go into the model's hyperparameters.
 """
 
+import difflib
 import importlib
+import os
 import re
 import sys
+import tempfile
 import warnings
 from pathlib import Path
 
-import torch
+from jsonargparse import ArgumentError
 from lightning.pytorch.cli import LightningCLI, LRSchedulerTypeTuple
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch.optim import Optimizer
 
 import datamodules  # noqa: F401  (makes the data modules' short names known to --data)
+from cnnlab.checkpoints import load_checkpoint
 from cnnlab.errors import UserError
 from datamodules import ClassificationDataModule
 from models import ImageClassifier
@@ -54,6 +59,7 @@ class CNNLabCLI(LightningCLI):
             seed_everything_default=42,
             save_config_kwargs={"overwrite": True},  # a resumed run rewrites its config.yaml
             parser_kwargs={
+                "exit_on_error": False,  # parse errors raise, and become one clear line (parse_arguments)
                 "epilog": f"cnnlab's own subcommands: {', '.join(TOOLS)} (each with --help).",
                 **{name: {"default_config_files": defaults} for name in SUBCOMMANDS},
             },
@@ -80,6 +86,12 @@ class CNNLabCLI(LightningCLI):
             if link_to != "AUTOMATIC":
                 parser.link_arguments(key, link_to, compute_fn=_as_dict)
 
+    def parse_arguments(self, parser, args) -> None:
+        try:
+            super().parse_arguments(parser, args)
+        except ArgumentError as err:
+            raise UserError(_one_line_parse_error(str(err), parser)) from err
+
     # -- run naming and resume ----------------------------------------------------------------------
     def _parse_ckpt_path(self) -> None:
         """Name the run, resolve ``--ckpt_path last``, and take the architecture from the checkpoint."""
@@ -90,14 +102,17 @@ class CNNLabCLI(LightningCLI):
         logger = _tensorboard_init_args(cfg)
         if logger is not None and logger.get("name") in (None, "lightning_logs"):
             logger["name"] = self._experiment_name(cfg)
+        if subcommand == "fit" and logger is not None:
+            _check_writable(Path(logger["save_dir"]))
         if cfg.get("ckpt_path") == "last" and logger is not None:
             cfg["ckpt_path"] = _newest_last_checkpoint(Path(logger["save_dir"]) / logger["name"])
+        if cfg.get("weights_only") is None:
+            cfg["weights_only"] = True  # Lightning's own loading, too, takes tensors and plain values only
         ckpt_path = cfg.get("ckpt_path")
         if not ckpt_path or ckpt_path in ("best", "last", "hpc"):
             return
-        if not Path(ckpt_path).is_file():
-            raise UserError(f"checkpoint {ckpt_path} does not exist; pass an existing .ckpt file or 'last'")
-        ckpt = torch.load(ckpt_path, weights_only=True, map_location="cpu")
+        ckpt = load_checkpoint(ckpt_path)  # refuses pickled code and broken files with one line
+        self._checkpoint = (ckpt_path, ckpt.get("hyper_parameters", {}))
         if subcommand == "fit" and logger is not None:
             _continue_run(logger, Path(ckpt_path), ckpt.get("global_step", 0))
         hparams = {k: v for k, v in ckpt.get("hyper_parameters", {}).items() if not k.startswith("_")}
@@ -130,6 +145,22 @@ class CNNLabCLI(LightningCLI):
             trainer.callbacks = [
                 c for c in trainer.callbacks if not drop.get(str(c.class_path).rsplit(".", 1)[-1])
             ]
+
+    # -- a checkpoint must fit the data ------------------------------------------------------------
+    def _check_checkpoint_fits_data(self) -> None:
+        ckpt_path, hparams = getattr(self, "_checkpoint", (None, {}))
+        for key in ("in_channels", "num_classes"):
+            theirs, ours = hparams.get(key), getattr(self.datamodule, key, None)
+            if theirs is not None and ours is not None and theirs != ours:
+                raise UserError(
+                    f"checkpoint {ckpt_path} has {key}={theirs} but the data has {key}={ours}; pass data "
+                    "of the same kind as the checkpoint was trained on"
+                )
+
+    def before_fit(self) -> None:
+        self._check_checkpoint_fits_data()
+
+    before_validate = before_test = before_predict = before_fit
 
     # -- after fit: test the best checkpoint ---------------------------------------------------------
     def after_fit(self) -> None:
@@ -179,6 +210,69 @@ def _continue_run(logger, ckpt_path: Path, global_step: int) -> None:
         logger["purge_step"] = global_step
 
 
+def _check_writable(folder: Path) -> None:
+    """Fail before training, not at the first checkpoint, when the run folder cannot be written."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise UserError(
+            f"output folder {folder} is not writable ({err.strerror or err}); pass a writable "
+            "--trainer.logger.init_args.save_dir"
+        ) from err
+
+
+def _one_line_parse_error(message: str, parser) -> str:
+    """jsonargparse's multi-line parse error as one line, with close matches for unknown names."""
+    subcommand = re.search(r"Subcommand '(\w+)'", message)
+    unknown = re.findall(r"unrecognized arguments: (.*)", message)
+    options = _known_options(parser, subcommand.group(1) if subcommand else None)
+    if unknown:
+        keys = [a.split("=")[0] for a in unknown[0].split() if a.startswith("--")]
+        return _unknown_keys_message([k.removeprefix("--") for k in keys], options) if keys else message
+    bad_key = re.search(r"does not accept (?:nested )?(?:option|key) '([^']+)'", message)
+    if bad_key:
+        return _unknown_keys_message([bad_key.group(1)], options)
+    given = re.search(r'Parser key "(data|model)".*Given value: (\S+)', message, re.S)
+    if given:
+        return _unknown_class_message(given.group(1), given.group(2))
+    lines = [line.strip(" -") for line in message.splitlines() if line.strip(" -")]
+    return "; ".join(lines[:3])
+
+
+def _known_options(parser, subcommand: str | None) -> list[str]:
+    action = getattr(parser, "_subcommands_action", None)
+    if action is not None:
+        name = subcommand or next(iter(action._name_parser_map), None)
+        parser = action._name_parser_map.get(name, parser)
+    return [o.removeprefix("--") for a in parser._actions for o in a.option_strings if o.startswith("--")]
+
+
+def _unknown_keys_message(keys: list[str], options: list[str]) -> str:
+    parts = []
+    for key in keys:
+        close = difflib.get_close_matches(key, options, n=3, cutoff=0.7)
+        parts.append(f"'{key}'" + (f" (did you mean {', '.join(close)}?)" if close else ""))
+    return f"unknown config key {', '.join(parts)}; see cnnlab fit --help for the accepted keys"
+
+
+def _unknown_class_message(group: str, value: str) -> str:
+    base = ClassificationDataModule if group == "data" else ImageClassifier
+    known = sorted({c.__name__ for c in _subclasses(base)})
+    close = difflib.get_close_matches(value.rsplit(".", 1)[-1], known, n=3)
+    hint = f" Did you mean {', '.join(close)}?" if close else ""
+    kind = "data module" if group == "data" else "model class"
+    return f"unknown {kind} '{value}'.{hint} Known: {', '.join(known)}"
+
+
+def _subclasses(cls) -> list[type]:
+    found = [cls]
+    for sub in cls.__subclasses__():
+        found += _subclasses(sub)
+    return found
+
+
 def _user_error(err: BaseException) -> UserError | None:
     """The UserError behind ``err``: jsonargparse wraps errors raised while instantiating classes."""
     while err is not None:
@@ -190,14 +284,22 @@ def _user_error(err: BaseException) -> UserError | None:
 
 def main(args=None) -> None:
     argv = list(sys.argv[1:] if args is None else args)
+    # --debug (or CNNLAB_DEBUG=1): show the traceback behind a one-line error
+    debug = "--debug" in argv or os.environ.get("CNNLAB_DEBUG", "") not in ("", "0")
+    if "--debug" in argv:
+        argv.remove("--debug")
+        args = argv
+        sys.argv = [sys.argv[0], *argv]  # LightningCLI also reads sys.argv when args is None
     try:
         if argv and argv[0] in TOOLS:
             importlib.import_module(TOOLS[argv[0]]).main(argv[1:])
         else:
             CNNLabCLI(args=args)
+    except SIGTERMException:
+        raise SystemExit(128 + 15) from None  # Lightning exits 0 on SIGTERM; a stopped run is no success
     except Exception as err:
         cause = _user_error(err)
-        if cause is None:
+        if cause is None or debug:
             raise
         print(f"cnnlab: error: {cause}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -171,7 +171,8 @@ class ImageClassifier(L.LightningModule):
     def _eval_step(self, batch, split: str, metrics: MetricCollection) -> torch.Tensor:
         x, y = batch
         logits = self(x)
-        self.log(f"{split}/loss", self._loss(logits, y), prog_bar=split == "val")
+        # sync_dist: under DDP the epoch's loss is the mean over every rank's images, not rank 0's
+        self.log(f"{split}/loss", self._loss(logits, y), prog_bar=split == "val", sync_dist=True)
         metrics.update(logits, y)
         for name, metric in metrics.items():
             self.log(name, metric, prog_bar=name == "val/acc")

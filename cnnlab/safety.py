@@ -1,0 +1,140 @@
+"""A run that is stopped loses nothing, and a diverged run stops before it overwrites good checkpoints.
+
+Ctrl-C or SIGTERM during fit writes ``last.ckpt`` first:
+
+Lightning turns Ctrl-C into ``KeyboardInterrupt`` and SIGTERM (what ``kill``, SLURM and Kubernetes send)
+into ``SIGTERMException`` at the end of the running batch, and calls every callback's ``on_exception``
+before it exits. ``SaveOnInterrupt`` then writes the state of that step to ``last.ckpt`` in the run's
+checkpoint folder, where ``--ckpt_path last`` finds it, and says how to resume. Other exceptions are
+bugs or bad input; they are not checkpointed (the last epoch's ``last.ckpt`` stays).
+"""
+
+import shlex
+import sys
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+from cnnlab.errors import UserError
+
+
+def resume_command(argv: list[str]) -> str:
+    """``argv`` as a ``cnnlab`` command line with ``--ckpt_path last`` in place of any ``--ckpt_path``."""
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--ckpt_path":
+            skip = True
+        elif not arg.startswith("--ckpt_path="):
+            kept.append(arg)
+    return shlex.join(["cnnlab", *kept, "--ckpt_path", "last"])
+
+
+class SaveOnInterrupt(L.Callback):
+    """On Ctrl-C or SIGTERM during fit: save ``last.ckpt`` and print where it is and how to resume."""
+
+    def __init__(self):
+        self.saved_to: str | None = None
+
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        if not isinstance(exception, (KeyboardInterrupt, SIGTERMException)) or trainer.state.fn != "fit":
+            return
+        if trainer.sanity_checking or trainer.global_step == 0:
+            return  # nothing trained yet
+        folder = _checkpoint_folder(trainer)
+        if folder is None:
+            return
+        path = str(Path(folder) / f"{ModelCheckpoint.CHECKPOINT_NAME_LAST}{ModelCheckpoint.FILE_EXTENSION}")
+        trainer.save_checkpoint(path)
+        self.saved_to = path
+        if trainer.is_global_zero:
+            print(
+                f"cnnlab: interrupted at epoch {trainer.current_epoch} step {trainer.global_step}; "
+                f"checkpoint saved to {path}; resume with: {resume_command(sys.argv[1:])}",
+                file=sys.stderr,
+                flush=True,
+            )
+
+
+def _checkpoint_folder(trainer) -> str | None:
+    """The folder of the run's ``last.ckpt``: that of the checkpoint callback writing it, else the first."""
+    callbacks = [c for c in trainer.checkpoint_callbacks if isinstance(c, ModelCheckpoint) and c.dirpath]
+    for callback in callbacks:
+        if callback.filename == ModelCheckpoint.CHECKPOINT_NAME_LAST or callback.save_last:
+            return callback.dirpath
+    return callbacks[0].dirpath if callbacks else None
+
+
+class NonFiniteLossError(UserError):
+    """The training loss became NaN or infinite."""
+
+
+class StopOnNonFiniteLoss(L.Callback):
+    """Stops training with one line when the loss becomes NaN or infinite, before any checkpoint holds
+    the broken weights.
+
+    Every step ORs a "non-finite" flag on the loss's device (no host synchronisation); the flag is read
+    on logging steps, before validation and before every checkpoint save. So training stops at most
+    ``log_every_n_steps`` steps after the first bad loss, the message names that first step, and
+    ``ModelCheckpoint`` (which saves after validation) never writes non-finite weights over the last
+    good checkpoint.
+    """
+
+    def __init__(self):
+        self._bad = self._first_step = self._epoch = self._loss = None
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self._bad = self._first_step = self._epoch = self._loss = None
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self._step = trainer.global_step  # the step as Lightning counts it while computing this loss
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        if not isinstance(loss, torch.Tensor):
+            return
+        loss = loss.detach().float()
+        bad = ~torch.isfinite(loss)
+        step = torch.tensor(self._step, device=loss.device)
+        epoch = torch.tensor(trainer.current_epoch, device=loss.device)
+        if self._bad is None:
+            self._bad, self._first_step, self._epoch, self._loss = bad, step, epoch, loss
+        else:  # keep the first bad step's numbers
+            new = bad & ~self._bad
+            self._first_step = torch.where(new, step, self._first_step)
+            self._epoch = torch.where(new, epoch, self._epoch)
+            self._loss = torch.where(new, loss, self._loss)
+            self._bad = self._bad | bad
+        every = trainer.log_every_n_steps
+        if every > 0 and trainer.global_step % every == 0:
+            self._check(trainer)
+
+    def on_validation_start(self, trainer, pl_module) -> None:
+        if trainer.state.fn == "fit" and not trainer.sanity_checking:
+            self._check(trainer)
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        self._check(trainer)
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint) -> None:
+        self._check(trainer)  # raising here aborts the save: the atomic writer leaves the old file
+
+    def _check(self, trainer) -> None:
+        if self._bad is None or not bool(self._bad):
+            return
+        value = "nan" if torch.isnan(self._loss) else str(float(self._loss))
+        last = _last_checkpoint(trainer)
+        raise NonFiniteLossError(
+            f"loss became {value} at step {int(self._first_step)} (epoch {int(self._epoch)}); last good "
+            f"checkpoint: {last or 'none yet'}; lower the learning rate or set --trainer.gradient_clip_val"
+        )
+
+
+def _last_checkpoint(trainer) -> str | None:
+    folder = _checkpoint_folder(trainer)
+    path = Path(folder) / "last.ckpt" if folder else None
+    return str(path) if path is not None and path.is_file() else None

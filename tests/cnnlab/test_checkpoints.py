@@ -1,0 +1,96 @@
+"""Checkpoint files: every one cnnlab writes loads with weights_only=True, pickled code is refused without
+running, and a failed write leaves the previous checkpoint whole."""
+
+import pathlib
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from cnnlab.checkpoints import AtomicCheckpointIO
+from cnnlab.cli import CNNLabCLI, main
+
+EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
+QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
+
+
+@pytest.fixture(autouse=True)
+def _plain_argv(monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["cnnlab"])
+
+
+def mnist_args(mnist_root) -> list[str]:
+    return [
+        "--config",
+        str(EXPERIMENTS / "mnist_lenet5.yaml"),
+        "--data.data_dir",
+        str(mnist_root),
+        "--data.download",
+        "false",
+        "--data.num_workers",
+        "0",
+        *QUIET,
+    ]
+
+
+def run_main(args, capsys) -> tuple[int, str]:
+    with pytest.raises(SystemExit) as done:
+        main(args)
+    return done.value.code, capsys.readouterr().err.strip()
+
+
+class Payload:
+    """Unpickling this creates ``path``: the stand-in for code hidden in a checkpoint."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __reduce__(self):
+        return (pathlib.Path.touch, (pathlib.Path(self.path),))
+
+
+def test_every_checkpoint_of_a_run_loads_with_weights_only(mnist_root, in_tmp):
+    CNNLabCLI(args=["fit", *mnist_args(mnist_root), "--trainer.max_epochs", "2", "--test_after_fit", "false"])
+    files = sorted((in_tmp / "lightning_logs" / "mnist_lenet5" / "version_0" / "checkpoints").glob("*.ckpt"))
+    assert {f.name for f in files} >= {"last.ckpt"} and len(files) >= 2  # best by val/acc and last
+    for f in files:
+        ckpt = torch.load(f, weights_only=True)
+        assert "ExactResume" in ckpt["callbacks"] and ckpt["optimizer_states"]
+    assert torch.load(files[-1], weights_only=True)["epoch"] == 1  # last.ckpt is the last epoch's
+
+
+@pytest.mark.parametrize("subcommand", ["test", "fit"])
+def test_a_checkpoint_with_pickled_code_is_refused_without_running_it(subcommand, mnist_root, in_tmp, capsys):
+    marker = in_tmp / "payload_ran"
+    evil = in_tmp / "evil.ckpt"
+    torch.save({"state_dict": {}, "hyper_parameters": {"arch": "lenet5"}, "extra": Payload(marker)}, evil)
+    code, err = run_main([subcommand, *mnist_args(mnist_root), "--ckpt_path", str(evil)], capsys)
+    assert not marker.exists()
+    assert code != 0 and "Traceback" not in err
+    assert err.splitlines() == [err.splitlines()[0]] and err.startswith("cnnlab: error: refusing to load")
+    assert str(evil) in err
+
+
+def test_a_failed_write_keeps_the_previous_checkpoint_and_leaves_no_partial_file(tmp_path, monkeypatch):
+    io = AtomicCheckpointIO()
+    target = tmp_path / "last.ckpt"
+    io.save_checkpoint({"state_dict": {"w": torch.ones(3)}, "global_step": 1}, target)
+    real_save = torch.save
+
+    def save_then_fail(obj, f, *args, **kwargs):
+        f.write(b"PK\x03\x04 half a checkpoint")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", save_then_fail)
+    with pytest.raises(OSError):
+        io.save_checkpoint({"state_dict": {"w": torch.zeros(3)}, "global_step": 2}, target)
+    monkeypatch.setattr(torch, "save", real_save)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt"]
+    kept = torch.load(target, weights_only=True)
+    assert kept["global_step"] == 1 and torch.equal(kept["state_dict"]["w"], torch.ones(3))
+
+
+def test_runs_write_checkpoints_through_the_atomic_writer(mnist_root, in_tmp):
+    cli = CNNLabCLI(args=["fit", *mnist_args(mnist_root), "--trainer.fast_dev_run", "1"])
+    assert isinstance(cli.trainer.strategy.checkpoint_io, AtomicCheckpointIO)
