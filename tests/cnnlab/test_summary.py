@@ -93,3 +93,10 @@ def test_unknown_architecture_is_one_line(capsys):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("cnnlab: error: unknown architecture 'resnet1'") and err.count("\n") == 1
+
+
+def test_fit_writes_the_model_card_to_the_run_folder(fit_runs):
+    logs, _ = fit_runs
+    card = (logs / "mnist_lenet5" / "version_0" / "model_summary.md").read_text()
+    assert card.startswith("## lenet5, input 1x28x28")
+    assert "parameters: 61,706" in card and "multiply-accumulates per image: 416,520" in card
