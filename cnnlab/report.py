@@ -28,7 +28,7 @@ from pathlib import Path
 import yaml
 
 from cnnlab.errors import UserError
-from cnnlab.summary import markdown_table
+from cnnlab.summary import build_model, markdown_table
 
 FIT_TAGS = ("train/", "val/", "time/")
 
@@ -125,16 +125,10 @@ _PARAMS: dict[str, int | None] = {}
 
 
 def _count_params(arch: str, num_classes: int, in_channels: int, image_size: int, kwargs: dict) -> int | None:
-    import models  # noqa: F401  (registers the architectures)
-    from models.registry import get_model
-
-    kwargs = {**kwargs, "pretrained": False} if kwargs.get("pretrained") else kwargs
     key = repr((arch, num_classes, in_channels, image_size, sorted(kwargs.items())))
     if key not in _PARAMS:
         try:
-            model = get_model(
-                arch, num_classes=num_classes, in_channels=in_channels, image_size=image_size, **kwargs
-            )
+            model = build_model(arch, num_classes, in_channels, image_size, kwargs)
             _PARAMS[key] = sum(p.numel() for p in model.parameters())
         except Exception:  # an architecture this version no longer builds: leave the cell blank
             _PARAMS[key] = None

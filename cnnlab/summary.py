@@ -36,7 +36,7 @@ import lightning as L
 import torch
 import torch.nn as nn
 import yaml
-from lightning.pytorch.utilities import rank_zero_only
+from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 from torch.utils.flop_counter import FlopCounterMode
@@ -304,20 +304,29 @@ class ModelSummaryFile(L.Callback):
             return
         hp = pl_module.hparams
         shape = (hp.get("in_channels", 3), hp.get("image_size", 32), hp.get("image_size", 32))
-        model = getattr(pl_module, "model", pl_module)
-        if "arch" in hp:  # a fresh copy: the trained one may be compiled, or on another device
-            from models.registry import get_model
-
-            model = get_model(
-                hp["arch"],
-                num_classes=hp.get("num_classes", 10),
-                in_channels=shape[0],
-                image_size=shape[1],
-                **(hp.get("arch_kwargs") or {}),
-            )
+        try:
+            if "arch" in hp:  # a fresh copy: the trained one may be compiled, or on another device
+                model = build_model(hp["arch"], hp.get("num_classes", 10), *shape[:2], hp.get("arch_kwargs"))
+            else:
+                model = getattr(pl_module, "model", pl_module)
+            text = render(summarize(model, shape, hp.get("arch", "")))
+        except Exception as err:  # the card is a convenience: never stop a training run for it
+            rank_zero_warn(f"no {self.filename}: {type(err).__name__}: {err}")
+            return
         path = Path(trainer.log_dir) / self.filename
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(render(summarize(model, shape, hp.get("arch", ""))) + "\n")
+        path.write_text(text + "\n")
+
+
+def build_model(arch: str, num_classes: int, in_channels: int, image_size: int, arch_kwargs=None):
+    """The registry's ``arch``, without pretrained weights (the structure is what counts here)."""
+    import models  # noqa: F401  (registers the architectures)
+    from models.registry import get_model
+
+    kwargs = dict(arch_kwargs or {})
+    if kwargs.get("pretrained"):
+        kwargs["pretrained"] = False
+    return get_model(arch, num_classes=num_classes, in_channels=in_channels, image_size=image_size, **kwargs)
 
 
 # -- the command ----------------------------------------------------------------------------------------
@@ -354,8 +363,6 @@ def model_options(args: argparse.Namespace) -> dict:
         raise UserError("no architecture given; pass --model.arch NAME or --config experiments/<recipe>.yaml")
     if not isinstance(options["arch_kwargs"] or {}, dict):
         raise UserError(f"--model.arch_kwargs must be a mapping, got {options['arch_kwargs']!r}")
-    if (options["arch_kwargs"] or {}).get("pretrained"):  # the card needs the structure, not the weights
-        options["arch_kwargs"] = {**options["arch_kwargs"], "pretrained": False}
     return options
 
 
@@ -396,20 +403,11 @@ def _import(class_path: str | None):
 
 
 def main(argv: list[str]) -> None:
-    import models  # noqa: F401  (registers the architectures)
-    from models.registry import get_model
-
     args = parse_args(argv)
     options = model_options(args)
     shape = (options["in_channels"], options["image_size"], options["image_size"])
     torch.manual_seed(0)
-    model = get_model(
-        options["arch"],
-        num_classes=options["num_classes"],
-        in_channels=shape[0],
-        image_size=shape[1],
-        **(options["arch_kwargs"] or {}),
-    )
+    model = build_model(options["arch"], options["num_classes"], shape[0], shape[1], options["arch_kwargs"])
     try:
         text = render(summarize(model, shape, options["arch"]))
     except RuntimeError as err:  # e.g. an image too small for the architecture
