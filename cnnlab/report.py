@@ -19,6 +19,7 @@ blanks.
 """
 
 import argparse
+import logging
 import re
 import statistics
 import sys
@@ -68,6 +69,8 @@ def read_run(folder: Path, logs: Path) -> Run | None:
     """The run in ``folder``, or None when it holds no training (a predict or test folder)."""
     from tensorboard.backend.event_processing.event_accumulator import SCALARS, EventAccumulator
 
+    # A resumed run's purged steps are expected (cnnlab resumes with purge_step); TensorBoard warns of them.
+    logging.getLogger("tensorboard").setLevel(logging.ERROR)
     events = EventAccumulator(str(folder), size_guidance={SCALARS: 0})
     events.Reload()
     tags = events.Tags()["scalars"]
