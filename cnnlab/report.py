@@ -190,7 +190,7 @@ def plot(runs: list[Run], path: Path) -> None:
     for run in curves:
         epochs, seconds, acc = zip(*run.val_acc, strict=True)
         acc = [100 * a for a in acc]
-        style = {"marker": "o", "markersize": 3, "linewidth": 1.5}
+        style = {"marker": "o", "markersize": 5, "linewidth": 1.5}  # one-epoch runs are single dots
         (line,) = by_epoch.plot(epochs, acc, label=f"{run.name} ({run.arch})", **style)
         by_time.plot([s / scale for s in seconds], acc, color=line.get_color(), **style)
     by_epoch.set(xlabel="epoch", ylabel="validation accuracy (%)", title="validation accuracy by epoch")
