@@ -5,7 +5,8 @@ with the command that produced it) and published reference accuracies.
     python -m benchmarks.model_table            # print the table
     python -m benchmarks.model_table --readme   # also write it into README.md between its markers
 
-MACs are counted by ``torch.utils.flop_counter`` (FLOPs / 2) for one 3x32x32 and one 1x28x28 image.
+MACs are counted as ``cnnlab summary`` counts them (``torch.utils.flop_counter``, FLOPs / 2) for one
+3x32x32 and one 1x28x28 image.
 Inference: fp32, batch 64, eval mode, median of ``--repeats`` timed batches after two warm-up ones.
 """
 
@@ -16,9 +17,9 @@ from pathlib import Path
 
 import torch
 import yaml
-from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks.common import ROOT, machine, parser, table
+from cnnlab.summary import count_macs
 from models import get_model, list_models
 
 RESULTS = Path(__file__).with_name("results.yaml")
@@ -40,9 +41,7 @@ REFERENCES = {
 
 
 def macs(model: torch.nn.Module, shape: tuple[int, ...]) -> float:
-    with FlopCounterMode(display=False) as counter:
-        model(torch.zeros(1, *shape))
-    return counter.get_total_flops() / 2
+    return count_macs(model, shape)  # the same count as `cnnlab summary`
 
 
 def images_per_second(model: torch.nn.Module, repeats: int) -> float:

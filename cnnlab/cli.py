@@ -6,6 +6,7 @@
 * runs log to ``lightning_logs/<recipe name>/version_N`` (the name is the last ``--config`` file's);
 * ``--ckpt_path last`` resumes the newest run of that recipe in its own ``version_N`` folder;
 * after ``fit``, the best checkpoint (by ``val/acc``) is tested and the metrics printed;
+* ``predict --data.predict_dir FILES_OR_FOLDER`` writes the predictions to a CSV (``--prediction.*``);
 * ``num_classes``, ``in_channels``, ``image_size``, ``class_names``, ``mean`` and ``std`` go from the
   data module to the model; ``--optimizer`` and ``--lr_scheduler`` go into the model's hyperparameters.
 """
@@ -27,6 +28,7 @@ from torch.optim import Optimizer
 import datamodules  # noqa: F401  (makes the data modules' short names known to --data)
 from cnnlab.checkpoints import load_checkpoint
 from cnnlab.errors import UserError
+from cnnlab.predict import PredictionWriter
 from datamodules import ClassificationDataModule
 from models import ImageClassifier
 
@@ -78,6 +80,8 @@ class CNNLabCLI(LightningCLI):
             default=True,
             help="After fit, test the best checkpoint (fit only).",
         )
+        # predict: where the CSV goes and how many rows are printed (--prediction.output, .show)
+        parser.add_lightning_class_args(PredictionWriter, "prediction")
 
     @staticmethod
     def link_optimizers_and_lr_schedulers(parser) -> None:

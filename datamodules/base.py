@@ -21,9 +21,10 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
-from cnnlab.errors import DataNotFoundError
+from cnnlab.errors import DataNotFoundError, UserError
 from datamodules.augment import Cutout, augment_batch
 from datamodules.memory import InMemoryImages, keep_batch
+from datamodules.predict import PredictImages, find_files
 
 
 class ClassificationDataModule(L.LightningDataModule):
@@ -44,6 +45,8 @@ class ClassificationDataModule(L.LightningDataModule):
         translate: extra random shift of up to this many pixels (zero fill); 0 for none.
         cutout: side of a square zeroed at a random place of each training image; 0 for none.
         crop_padding: padding of the random crop, replacing the data set's usual one (CIFAR-10: 4).
+        predict_dir: what ``cnnlab predict`` classifies: a folder (searched recursively) or a list of
+            image files and folders; images are converted and resized to the training data's shape.
     """
 
     num_classes: int
@@ -67,6 +70,7 @@ class ClassificationDataModule(L.LightningDataModule):
         translate: int = 0,
         cutout: int = 0,
         crop_padding: int | None = None,
+        predict_dir: str | list[str] | None = None,
     ):
         super().__init__()
         if not 0.0 < val_fraction < 1.0:
@@ -85,7 +89,8 @@ class ClassificationDataModule(L.LightningDataModule):
         self.translate = translate
         self.cutout = cutout
         self.crop_padding = crop_padding
-        self.train_set = self.val_set = self.test_set = None
+        self.predict_dir = predict_dir
+        self.train_set = self.val_set = self.test_set = self.predict_set = None
         self._in_memory: dict[str, InMemoryImages] = {}
 
     # -- what a subclass provides -------------------------------------------------------------------
@@ -162,6 +167,9 @@ class ClassificationDataModule(L.LightningDataModule):
         return super().transfer_batch_to_device(batch, device, dataloader_idx)
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        if getattr(self.trainer, "predicting", False):  # the user's files: (uint8 images, paths)
+            images, paths = batch
+            return self.normalize(images), paths
         if not self.fast:
             return batch
         images, labels = batch
@@ -204,8 +212,17 @@ class ClassificationDataModule(L.LightningDataModule):
                 self.train_set, self.val_set = self._split(
                     self._dataset("train", True), self._dataset("train", False)
                 )
-        if stage in ("test", "predict", None) and self.test_set is None:
+        if stage in ("test", None) and self.test_set is None:
             self.test_set = self._dataset("test", False)
+        if stage == "predict" and self.predict_set is None:
+            self.predict_set = self._predict_set()
+
+    def _predict_set(self) -> PredictImages:
+        if not self.predict_dir:
+            raise UserError(
+                "nothing to predict; pass --data.predict_dir with a folder of images or a list of image files"
+            )
+        return PredictImages(find_files(self.predict_dir), self.in_channels, self.image_size)
 
     def _split(self, augmented: Dataset, plain: Dataset) -> tuple[Subset, Subset]:
         """Hold out ``val_fraction`` of the training images; validation images are not augmented."""
@@ -238,4 +255,7 @@ class ClassificationDataModule(L.LightningDataModule):
         return self._loader(self.test_set, shuffle=False)
 
     def predict_dataloader(self) -> DataLoader:
-        return self._loader(self.test_set, shuffle=False)
+        dataset = self.predict_set
+        return DataLoader(
+            dataset, batch_size=self.batch_size, num_workers=self.num_workers, collate_fn=dataset.collate
+        )

@@ -54,6 +54,7 @@ class ImageFolderDataModule(ClassificationDataModule):
         translate: int = 0,
         cutout: int = 0,
         cache_dir: str | None = None,
+        predict_dir: str | list[str] | None = None,
     ):
         super().__init__(
             data_dir,
@@ -68,6 +69,7 @@ class ImageFolderDataModule(ClassificationDataModule):
             translate=translate,
             cutout=cutout,
             crop_padding=crop_padding,
+            predict_dir=predict_dir,
         )
         if channels not in (1, 3):
             raise UserError(f"channels must be 1 (grayscale) or 3 (RGB), got {channels}")

@@ -185,8 +185,12 @@ class ImageClassifier(L.LightningModule):
         return self._eval_step(batch, "test", self.test_metrics)
 
     def predict_step(self, batch, batch_idx):
+        """Class probabilities (softmax of the logits, averaged over the mirror image with ``tta``) and
+        the top five classes of each image."""
         x = batch[0] if isinstance(batch, (list, tuple)) else batch
-        return self(x).softmax(dim=1)
+        probs = self(x).softmax(dim=1)
+        top = probs.topk(min(5, probs.shape[1]), dim=1)
+        return {"probs": probs, "top_probs": top.values, "top_classes": top.indices}
 
     def configure_optimizers(self):
         optimizer = instantiate_class(self.parameters(), self.hparams.optimizer or DEFAULT_OPTIMIZER)
