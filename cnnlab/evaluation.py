@@ -159,9 +159,10 @@ class EvaluationReport(L.Callback):
         matrix = values["confusion_matrix"].cpu()
         class_names = class_names_of(pl_module, len(matrix))
         self.rows, self.confusion_matrix = report_rows(values, class_names), matrix
+        folder = trainer.log_dir  # broadcasts from rank zero: every process must ask, before the rank test
         if not trainer.is_global_zero:
             return
         if self.print_report:
             print(f"\nTest report ({int(matrix.sum())} images):\n{format_table(self.rows)}\n", flush=True)
         if not trainer.fast_dev_run:  # like checkpoints, no files from a fast_dev_run
-            write_report(Path(trainer.log_dir) / self.folder, self.rows, matrix, class_names)
+            write_report(Path(folder) / self.folder, self.rows, matrix, class_names)

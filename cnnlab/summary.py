@@ -36,7 +36,7 @@ import lightning as L
 import torch
 import torch.nn as nn
 import yaml
-from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 from torch.utils.flop_counter import FlopCounterMode
@@ -298,9 +298,10 @@ class ModelSummaryFile(L.Callback):
 
     filename = "model_summary.md"
 
-    @rank_zero_only
     def on_fit_start(self, trainer, pl_module) -> None:
-        if trainer.logger is None or trainer.fast_dev_run or trainer.log_dir is None:
+        # trainer.log_dir broadcasts from rank zero, so every process must ask for it, before the rank test.
+        folder = trainer.log_dir if trainer.logger is not None else None
+        if not trainer.is_global_zero or trainer.fast_dev_run or folder is None:
             return
         hp = pl_module.hparams
         shape = (hp.get("in_channels", 3), hp.get("image_size", 32), hp.get("image_size", 32))
@@ -313,7 +314,7 @@ class ModelSummaryFile(L.Callback):
         except Exception as err:  # the card is a convenience: never stop a training run for it
             rank_zero_warn(f"no {self.filename}: {type(err).__name__}: {err}")
             return
-        path = Path(trainer.log_dir) / self.filename
+        path = Path(folder) / self.filename
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text + "\n")
 
