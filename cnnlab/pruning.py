@@ -26,6 +26,7 @@ import lightning as L
 import torch
 import torch.nn as nn
 from lightning.pytorch.callbacks import ModelCheckpoint, ModelPruning
+from lightning.pytorch.utilities import rank_zero_info
 
 from cnnlab.errors import UserError
 
@@ -186,7 +187,7 @@ class MagnitudePruning(ModelPruning):
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.measure_before and trainer.datamodule is not None and not trainer.fast_dev_run:
             self.accuracy_before = test_accuracy(pl_module, trainer.datamodule)
-            print(f"cnnlab: test accuracy before pruning: {self.accuracy_before:.4f}")
+            rank_zero_info(f"cnnlab: test accuracy before pruning: {self.accuracy_before:.4f}")
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         amount = self._step_amount(trainer.current_epoch)
@@ -209,16 +210,16 @@ class MagnitudePruning(ModelPruning):
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_train_end(trainer, pl_module)  # make the pruning permanent
         self.write_report(trainer, pl_module, accuracy_after=None)
-        print(self.markdown())
+        rank_zero_info(self.markdown())
 
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.report:  # the post-fit test: the report gets the tested checkpoint's sparsity and accuracy
             accuracy = trainer.callback_metrics.get("test/acc")
             where = self.write_report(trainer, pl_module, None if accuracy is None else float(accuracy))
             global_sparsity = self.report[-1]["sparsity"]
-            print(
+            rank_zero_info(
                 f"cnnlab: tested checkpoint: {global_sparsity:.2%} sparse, test accuracy "
-                f"{self.accuracy_after:.4f} (before pruning: {_fmt(self.accuracy_before)})"
+                f"{_fmt(self.accuracy_after)} (before pruning: {_fmt(self.accuracy_before)})"
                 + (f"; report in {where}" if where else "")
             )
 
@@ -227,7 +228,7 @@ class MagnitudePruning(ModelPruning):
         """Fill ``report`` from ``pl_module`` and write it to the run folder; returns the Markdown file."""
         self.report = sparsity_table(pl_module)
         self.accuracy_after = accuracy_after
-        if trainer.log_dir is None or trainer.fast_dev_run:
+        if trainer.log_dir is None or trainer.fast_dev_run or not trainer.is_global_zero:
             return None
         folder = Path(trainer.log_dir)
         folder.mkdir(parents=True, exist_ok=True)
