@@ -6,6 +6,7 @@ named in the config, and torchmetrics for every split. Hyperparameters are plain
 else and checkpoints load with ``torch.load(weights_only=True)``.
 """
 
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -20,6 +21,7 @@ from torchmetrics.classification import (
     MulticlassRecall,
 )
 
+from cnnlab.errors import UserError
 from cnnlab.schedulers import WarmupCosineLR  # noqa: F401  (makes --lr_scheduler WarmupCosineLR known)
 from models.registry import get_model
 
@@ -32,6 +34,23 @@ _LENGTH_ARGS = {
     "OneCycleLR": ("total_steps", ("total_steps", "epochs")),
     "WarmupCosineLR": ("total_steps", ("total_steps",)),
 }
+
+
+def read_checkpoint(path: str) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """A cnnlab checkpoint's hyperparameters and its architecture's weights (the ``model.`` entries)."""
+    hint = "pass a .ckpt file written by cnnlab fit"
+    if not Path(path).is_file():
+        raise UserError(f"checkpoint {path} does not exist; {hint}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # not a zip or pickle, or objects that weights_only refuses
+        raise UserError(f"{path} is not a checkpoint that loads with weights_only=True; {hint}") from err
+    hparams = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
+    state = ckpt.get("state_dict") if isinstance(ckpt, dict) else None
+    weights = {k.removeprefix("model."): v for k, v in (state or {}).items() if k.startswith("model.")}
+    if not isinstance(hparams, dict) or "arch" not in hparams or not weights:
+        raise UserError(f"{path} is not a cnnlab checkpoint (no architecture or model weights in it); {hint}")
+    return dict(hparams), weights
 
 
 def split_metrics(num_classes: int, prefix: str) -> MetricCollection:
@@ -73,6 +92,9 @@ class ImageClassifier(L.LightningModule):
         channels_last: keep convolution weights and inputs in NHWC memory format (faster convolutions
             on recent GPUs and CPUs).
         compile: compile the architecture with ``torch.compile`` before training.
+        init_from: a cnnlab checkpoint whose architecture weights (not its trainer state) the model
+            starts ``fit`` from, e.g. to fine-tune or prune a trained model; the architecture must match.
+            ``--ckpt_path`` (resume) still wins over it; test and predict ignore it.
     """
 
     def __init__(
@@ -91,6 +113,7 @@ class ImageClassifier(L.LightningModule):
         tta: bool = False,
         channels_last: bool = False,
         compile: bool = False,
+        init_from: str | None = None,
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -106,6 +129,23 @@ class ImageClassifier(L.LightningModule):
         self.train_acc = MulticlassAccuracy(num_classes, average="micro", validate_args=False)
         self.val_metrics = split_metrics(num_classes, "val")
         self.test_metrics = split_metrics(num_classes, "test")
+
+    def setup(self, stage: str) -> None:
+        # In setup, not __init__: a resumed fit's checkpoint is restored after it, and test/predict
+        # never need the file.
+        if stage == "fit" and self.hparams.get("init_from"):
+            self.load_architecture_weights(self.hparams.init_from)
+
+    def load_architecture_weights(self, path: str) -> None:
+        hparams, weights = read_checkpoint(path)
+        try:
+            self.model.load_state_dict(weights)
+        except RuntimeError as err:
+            raise UserError(
+                f"{path} holds a '{hparams['arch']}' with {hparams.get('num_classes')} classes, which does "
+                f"not fit this '{self.hparams.arch}' with {self.hparams.num_classes} classes; pass a "
+                "checkpoint of the same architecture"
+            ) from err
 
     def configure_model(self) -> None:
         if self.hparams.compile and not getattr(self, "_compiled", False):

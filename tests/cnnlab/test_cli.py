@@ -7,11 +7,13 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from cnnlab.cli import CNNLabCLI, main
+from tests.checkpoints import make_checkpoint
 from tests.fakedata import place_resnet18_weights
 
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 RECIPES = sorted(p for p in EXPERIMENTS.glob("*.yaml") if p.name != "defaults.yaml")
 QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
+IMAGE_SHAPE = {"MNISTDataModule": (1, 28), "CIFAR10DataModule": (3, 32)}  # (in_channels, image_size)
 
 
 @pytest.fixture(autouse=True)
@@ -27,6 +29,19 @@ def data_args(recipe: Path, roots: dict) -> list[str]:
 @pytest.fixture
 def roots(mnist_root, cifar_root):
     return {"MNISTDataModule": mnist_root, "CIFAR10DataModule": cifar_root}
+
+
+def checkpoint_args(recipe: Path, folder: Path) -> list[str]:
+    """Checkpoints for a recipe's model options that read one: a teacher, the weights to start from."""
+    config = yaml.safe_load(recipe.read_text())
+    model = config["model"].get("init_args", {})
+    shape = IMAGE_SHAPE[config["data"]["class_path"].rsplit(".", 1)[-1]]
+    args = []
+    if "teacher" in model:
+        args += ["--model.teacher", str(make_checkpoint(folder / "teacher.ckpt", "lenet5", *shape))]
+    if model.get("init_from"):
+        args += ["--model.init_from", str(make_checkpoint(folder / "init.ckpt", model["arch"], *shape))]
+    return args
 
 
 def scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
@@ -46,6 +61,7 @@ def test_every_experiment_runs_fast_dev_run(recipe, roots, in_tmp, monkeypatch):
             "--config",
             str(recipe),
             *data_args(recipe, roots),
+            *checkpoint_args(recipe, in_tmp),
             "--data.batch_size",
             "8",
             "--trainer.fast_dev_run",

@@ -1,0 +1,23 @@
+"""cnnlab-format checkpoints of untrained models, for options that read one (teacher, init_from)."""
+
+from pathlib import Path
+
+import torch
+
+from models import ImageClassifier
+
+
+def make_checkpoint(
+    path: Path,
+    arch: str = "lenet5",
+    in_channels: int = 1,
+    image_size: int = 28,
+    num_classes: int = 10,
+    seed: int = 0,
+) -> Path:
+    """What ``cnnlab fit`` saves, as far as cnnlab reads it: hyperparameters and the state dict."""
+    torch.manual_seed(seed)
+    model = ImageClassifier(arch, num_classes=num_classes, in_channels=in_channels, image_size=image_size)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"hyper_parameters": dict(model.hparams), "state_dict": model.state_dict()}, path)
+    return path
