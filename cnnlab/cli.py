@@ -72,8 +72,10 @@ class CNNLabCLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:
         parser.add_optimizer_args((Optimizer,), link_to="model.init_args.optimizer")
         parser.add_lr_scheduler_args(LRSchedulerTypeTuple, link_to="model.init_args.lr_scheduler")
-        for key in DATA_LINKS:
-            parser.link_arguments(f"data.{key}", f"model.init_args.{key}", apply_on="instantiate")
+        for key in DATA_LINKS:  # as plain lists: a tuple would be !!python/tuple in hparams.yaml
+            parser.link_arguments(
+                f"data.{key}", f"model.init_args.{key}", compute_fn=_as_dict, apply_on="instantiate"
+            )
         parser.add_argument(
             "--test_after_fit",
             type=bool,

@@ -37,6 +37,7 @@ import torch
 import torch.nn as nn
 import yaml
 from lightning.pytorch.utilities import rank_zero_warn
+from lightning.pytorch.utilities.seed import isolate_rng
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 from torch.utils.flop_counter import FlopCounterMode
@@ -307,7 +308,10 @@ class ModelSummaryFile(L.Callback):
         shape = (hp.get("in_channels", 3), hp.get("image_size", 32), hp.get("image_size", 32))
         try:
             if "arch" in hp:  # a fresh copy: the trained one may be compiled, or on another device
-                model = build_model(hp["arch"], hp.get("num_classes", 10), *shape[:2], hp.get("arch_kwargs"))
+                with isolate_rng():  # its initialisation must not move the run's random stream
+                    model = build_model(
+                        hp["arch"], hp.get("num_classes", 10), *shape[:2], hp.get("arch_kwargs")
+                    )
             else:
                 model = getattr(pl_module, "model", pl_module)
             text = render(summarize(model, shape, hp.get("arch", "")))

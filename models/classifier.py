@@ -104,8 +104,8 @@ class ImageClassifier(L.LightningModule):
         in_channels: int = 3,
         image_size: int = 32,
         class_names: list[str] | None = None,
-        mean: tuple[float, ...] | None = None,
-        std: tuple[float, ...] | None = None,
+        mean: list[float] | None = None,
+        std: list[float] | None = None,
         arch_kwargs: dict[str, Any] | None = None,
         label_smoothing: float = 0.0,
         optimizer: dict[str, Any] | None = None,
@@ -116,6 +116,9 @@ class ImageClassifier(L.LightningModule):
         init_from: str | None = None,
     ):
         super().__init__()
+        # Lists, so hparams.yaml stays plain YAML (tuples become !!python/tuple); set before they are saved.
+        mean = None if mean is None else [float(v) for v in mean]
+        std = None if std is None else [float(v) for v in std]
         self.save_hyperparameters()
         self.model = get_model(
             arch,
@@ -173,7 +176,7 @@ class ImageClassifier(L.LightningModule):
         # recorded here, they are saved in the checkpoint's hyperparameters for export.
         dm = self.trainer.datamodule
         if self.hparams.get("mean") is None and getattr(dm, "mean", None) is not None:
-            self.hparams.mean, self.hparams.std = tuple(dm.mean), tuple(dm.std)
+            self.hparams.mean, self.hparams.std = [float(v) for v in dm.mean], [float(v) for v in dm.std]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.hparams.channels_last:
