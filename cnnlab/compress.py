@@ -12,7 +12,6 @@ reported, so the ratios hold even on a busy machine.
 import argparse
 import datetime
 import gzip
-import platform
 import statistics
 import sys
 import time
@@ -34,6 +33,7 @@ from cnnlab.export import (
     parse_data_overrides,
 )
 from cnnlab.quantize import calibration_batches, load_int8, quantize_int8, save_int8
+from cnnlab.runinfo import cpu_name
 
 BATCHES = (1, 64)
 
@@ -114,16 +114,6 @@ def file_size(path: Path) -> tuple[float, float]:
     """Size on disk and gzip-compressed size in MB (the second shows what pruned zeros save)."""
     data = path.read_bytes()
     return len(data) / 1e6, len(gzip.compress(data, compresslevel=6)) / 1e6
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def markdown(variants: list[Variant], header: list[str]) -> str:

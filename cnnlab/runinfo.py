@@ -52,12 +52,12 @@ def device_info(trainer: L.Trainer) -> dict:
     if device.type == "cuda":
         info["name"] = torch.cuda.get_device_name(device)
     else:
-        info["name"] = _cpu_name()
+        info["name"] = cpu_name()
     info["precision"] = str(trainer.precision)
     return info
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
