@@ -240,11 +240,28 @@ def _one_line_parse_error(message: str, parser) -> str:
     bad_key = re.search(r"does not accept (?:nested )?(?:option|key) '([^']+)'", message)
     if bad_key:
         return _unknown_keys_message([bad_key.group(1)], options)
+    pattern = r'Parser key "(\w+)".*Given value: NestedArg\(key=.([^\']+)., val=(.*)\)'
+    nested = re.search(pattern, message, re.S)
+    if nested:
+        return _bad_value_message(nested.group(1), nested.group(2), nested.group(3), message)
     given = re.search(r'Parser key "(data|model)".*Given value: (\S+)', message, re.S)
     if given:
         return _unknown_class_message(given.group(1), given.group(2))
     lines = [line.strip(" -") for line in message.splitlines() if line.strip(" -")]
     return "; ".join(lines[:3])
+
+
+def _bad_value_message(group: str, key: str, value: str, message: str) -> str:
+    """A value of the wrong type for one option of a class (``--model.label_smoothing abc``)."""
+    expected = sorted({t for t in re.findall(r"Expected a <class '(\w+)'>", message) if t != "NoneType"})
+    wanted = f" (expected {' or '.join(expected)})" if expected else ""
+    hint = ""
+    if "dict" in expected:
+        hint = (
+            f"; write a mapping as YAML with a space after each colon, e.g. '{{name: 1}}', "
+            f"or set one entry with --{group}.{key}.NAME VALUE"
+        )
+    return f"bad value {value} for --{group}.{key}{wanted}{hint}"
 
 
 def _known_options(parser, subcommand: str | None) -> list[str]:

@@ -60,6 +60,19 @@ def test_unknown_data_module_lists_the_close_match(mnist_root, in_tmp, capsys):
     assert "ImageFolderDataModule" in msg
 
 
+def test_bad_option_value_names_the_option_and_the_type(mnist_root, in_tmp, capsys):
+    msg = one_line_error(["fit", *LENET, "--model.label_smoothing", "abc", *mnist(mnist_root)], capsys)
+    assert msg == "bad value 'abc' for --model.label_smoothing (expected float)"
+    msg = one_line_error(["fit", *LENET, "--data.batch_size", "big", *mnist(mnist_root)], capsys)
+    assert msg == "bad value 'big' for --data.batch_size (expected int)"
+
+
+def test_mapping_written_without_spaces_gets_a_yaml_hint(mnist_root, in_tmp, capsys):
+    msg = one_line_error(["fit", *LENET, "--model.arch_kwargs", "{hidden:128}", *mnist(mnist_root)], capsys)
+    assert msg.startswith("bad value '{hidden:128}' for --model.arch_kwargs (expected dict)")
+    assert "--model.arch_kwargs.NAME VALUE" in msg
+
+
 def test_debug_shows_the_traceback(mnist_root, in_tmp, capsys):
     with pytest.raises(Exception, match="MNISTDataModul"):
         main(["fit", *LENET, "--data", "MNISTDataModul", *mnist(mnist_root), "--debug"])
