@@ -48,6 +48,8 @@ TOOLS = {
 DATA_LINKS = ("num_classes", "in_channels", "image_size", "class_names", "mean", "std")
 # Hyperparameters that the CLI sets from elsewhere; a checkpoint's copies of them are not parsed back.
 LINKED_HPARAMS = (*DATA_LINKS, "optimizer", "lr_scheduler")
+# How a model runs, not what its weights are: given on the command line, these win over a checkpoint's.
+RUNTIME_HPARAMS = ("tta", "channels_last", "compile")
 
 
 class CNNLabCLI(LightningCLI):
@@ -93,6 +95,7 @@ class CNNLabCLI(LightningCLI):
                 parser.link_arguments(key, link_to, compute_fn=_as_dict)
 
     def parse_arguments(self, parser, args) -> None:
+        self._runtime_options = _runtime_options_given(sys.argv[1:] if args is None else args)
         try:
             super().parse_arguments(parser, args)
         except ArgumentError as err:
@@ -100,7 +103,8 @@ class CNNLabCLI(LightningCLI):
 
     # -- run naming and resume ----------------------------------------------------------------------
     def _parse_ckpt_path(self) -> None:
-        """Name the run, resolve ``--ckpt_path last``, and take the architecture from the checkpoint."""
+        """Name the run, resolve ``--ckpt_path last``, and take the model's options from the checkpoint
+        (run-time options given on the command line excepted)."""
         subcommand = self.config.get("subcommand")
         if not subcommand:
             return
@@ -128,7 +132,10 @@ class CNNLabCLI(LightningCLI):
             model = (
                 {"class_path": class_path, "init_args": model_cfg} if class_path else {"init_args": model_cfg}
             )
+            given = {k: cfg.model.init_args[k] for k in getattr(self, "_runtime_options", ())}
             self.config = self.parser.parse_object({subcommand: {"model": model}}, self.config)
+            for key, value in given.items():
+                self.config[subcommand].model.init_args[key] = value
 
     def _experiment_name(self, cfg) -> str:
         configs = [c for c in (cfg.get("config") or []) if c is not None]
@@ -214,6 +221,14 @@ def _continue_run(logger, ckpt_path: Path, global_step: int) -> None:
         warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
         # TensorBoard drops events the interrupted run wrote past the checkpoint, so no step appears twice.
         logger["purge_step"] = global_step
+
+
+def _runtime_options_given(args) -> set[str]:
+    """The RUNTIME_HPARAMS set on the command line (``--model.tta true``, ``--model.init_args.tta=true``)."""
+    if isinstance(args, dict):  # LightningCLI also accepts a config dict
+        return set()
+    found = (re.match(r"--model\.(?:init_args\.)?(\w+)(?:=|$)", str(a)) for a in args)
+    return {m.group(1) for m in found if m and m.group(1) in RUNTIME_HPARAMS}
 
 
 def _check_writable(folder: Path) -> None:

@@ -175,6 +175,22 @@ def test_test_subcommand_takes_the_architecture_from_the_checkpoint(mnist_root, 
     assert "test/acc" in cli.trainer.callback_metrics
 
 
+def test_run_time_options_on_the_command_line_win_over_the_checkpoint(mnist_root, in_tmp):
+    recipe = ["--config", str(EXPERIMENTS / "mnist_lenet5.yaml")]
+    data = ["--data.data_dir", str(mnist_root), "--data.download", "false", *QUIET]
+    brief = ["--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2", "--test_after_fit", "false"]
+    CNNLabCLI(args=["fit", *recipe, *data, *brief])  # saved with tta false, channels_last false
+    ckpt = in_tmp / "lightning_logs" / "mnist_lenet5" / "version_0" / "checkpoints" / "last.ckpt"
+    test = ["test", *recipe, *data, "--ckpt_path", str(ckpt)]
+    for option in ("--model.tta", "--model.init_args.tta=true"):
+        cli = CNNLabCLI(args=[*test, option, "true"] if "=" not in option else [*test, option])
+        assert cli.model.hparams.tta is True
+        assert cli.model.hparams.channels_last is False  # not given: the checkpoint's value
+    # options that define the weights still come from the checkpoint
+    cli = CNNLabCLI(args=[*test, "--model.arch", "simplecnn"])
+    assert cli.model.hparams.arch == "lenet5" and cli.model.hparams.tta is False
+
+
 def test_configs_merge_in_order_and_print(in_tmp, capsys):
     override = in_tmp / "small.yaml"
     override.write_text("data:\n  init_args:\n    batch_size: 7\n")
