@@ -1,6 +1,7 @@
 """The README's model table: for every registered architecture, parameters, multiply-accumulates (MACs)
 per image, CPU inference speed, the CIFAR-10 test accuracy measured here (``benchmarks/results.yaml``,
-with the command that produced it) and published reference accuracies.
+with the command that produced it) and published reference accuracies; then the MNIST recipes' measured
+test accuracies (the ``mnist`` section of the same file).
 
     python -m benchmarks.model_table            # print the table
     python -m benchmarks.model_table --readme   # also write it into README.md between its markers
@@ -79,6 +80,15 @@ def rows(repeats: int) -> list[list]:
     return out
 
 
+def mnist_rows() -> list[list]:
+    results = yaml.safe_load(RESULTS.read_text()) if RESULTS.is_file() else {}
+    return [
+        [f"`{recipe}`", f"`{run['arch']}`", f"{run['test_acc'] * 100:.2f}%", run["epochs"],
+         f"{run['wall_s']:,} s", run["hardware"], f"`{run['command']}`"]
+        for recipe, run in results.get("mnist", {}).items()
+    ]  # fmt: skip
+
+
 def main() -> None:
     p = parser(__doc__)
     p.add_argument("--readme", action="store_true", help="write the table into README.md")
@@ -87,6 +97,9 @@ def main() -> None:
     header = ["architecture", "params (10 classes)", "MACs 3x32x32", "MACs 1x28x28", "CPU images/s",
               "CIFAR-10 test acc. (here)", "published CIFAR-10", "command"]  # fmt: skip
     text = f"{table(header, rows(args.repeats))}\n\nCPU images/s: fp32 inference, batch 64, {machine()}."
+    mnist = ["MNIST recipe", "architecture", "test acc. (here)", "epochs", "wall (whole process)",
+             "hardware", "command"]  # fmt: skip
+    text += f"\n\nMNIST, the recipes as written (10,000 test images):\n\n{table(mnist, mnist_rows())}"
     print(text)
     if args.readme:
         readme = ROOT / "README.md"

@@ -108,3 +108,29 @@ def test_channels_last_gives_the_same_outputs():
     x = torch.randn(2, 3, 32, 32)
     assert fast.model.conv1.weight.is_contiguous(memory_format=torch.channels_last)
     torch.testing.assert_close(fast(x), plain(x), rtol=1e-4, atol=1e-4)
+
+
+def test_compiled_model_trains_and_its_checkpoint_loads_uncompiled(mnist_root, tmp_path, monkeypatch):
+    compiled_with = []
+    original = torch.nn.Module.compile
+
+    def eager_compile(module, *args, **kwargs):  # dynamo's graph capture without inductor's C++ build
+        compiled_with.append(type(module).__name__)
+        original(module, *args, **{**kwargs, "backend": "eager"})
+
+    monkeypatch.setattr(torch.nn.Module, "compile", eager_compile)
+    torch._dynamo.reset()
+    model = ImageClassifier(arch="lenet5", num_classes=10, in_channels=1, image_size=28, compile=True)
+    trainer = tiny_trainer(tmp_path, limit_train_batches=3, limit_val_batches=1)
+    trainer.fit(model, datamodule=mnist(mnist_root))
+    assert compiled_with == ["LeNet5"]  # the architecture, once, not the LightningModule
+    assert trainer.global_step == 3
+    path = tmp_path / "model.ckpt"
+    trainer.save_checkpoint(path)
+    keys = torch.load(path, weights_only=True)["state_dict"].keys()
+    assert not any("_orig_mod" in k for k in keys)  # parameter names as without compile
+
+    plain = ImageClassifier.load_from_checkpoint(path, compile=False).eval()
+    x = torch.randn(4, 1, 28, 28)
+    torch.testing.assert_close(plain(x), model.eval()(x))
+    torch._dynamo.reset()
