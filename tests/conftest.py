@@ -1,5 +1,4 @@
 import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -42,23 +41,14 @@ def in_tmp(tmp_path, monkeypatch):
 def fit_runs(tmp_path_factory, mnist_root):
     """Three tiny real ``cnnlab fit`` runs on the fake MNIST: (logs folder, {run: best val/acc})."""
     from cnnlab.cli import CNNLabCLI
+    from tests.cli_args import QUIET, inside, on_data, recipe
 
-    root, cwd, argv = tmp_path_factory.mktemp("runs"), os.getcwd(), sys.argv
-    recipes = Path(__file__).resolve().parents[1] / "experiments"
+    root = tmp_path_factory.mktemp("runs")
     best = {}
-    try:
-        os.chdir(root)
-        sys.argv = ["cnnlab"]
-        for recipe, epochs in [("mnist_lenet5", 2), ("mnist_cnn", 1), ("mnist_lenet5", 1)]:
-            cli = CNNLabCLI(
-                args=["fit", "--config", str(recipes / f"{recipe}.yaml"), "--data.data_dir", str(mnist_root),
-                      "--data.download", "false", "--data.num_workers", "0", "--data.batch_size", "64",
-                      "--trainer.max_epochs", str(epochs), "--trainer.enable_progress_bar", "false",
-                      "--trainer.enable_model_summary", "false"]  # fmt: skip
-            )
+    with inside(root):
+        for name, epochs in [("mnist_lenet5", 2), ("mnist_cnn", 1), ("mnist_lenet5", 1)]:
+            data = on_data(mnist_root, batch_size=64, workers=0)
+            cli = CNNLabCLI(args=["fit", *recipe(name), *data, "--trainer.max_epochs", str(epochs), *QUIET])
             run = Path(cli.trainer.log_dir)
             best[f"{run.parent.name}/{run.name}"] = float(cli.trainer.checkpoint_callback.best_model_score)
-    finally:
-        os.chdir(cwd)
-        sys.argv = argv
     return root / "lightning_logs", best

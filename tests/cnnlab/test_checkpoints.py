@@ -9,10 +9,8 @@ import pytest
 import torch
 
 from cnnlab.checkpoints import AtomicCheckpointIO
-from cnnlab.cli import CNNLabCLI, main
-
-EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
-QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
+from cnnlab.cli import CNNLabCLI
+from tests.cli_args import QUIET, on_data, recipe, run_main
 
 
 @pytest.fixture(autouse=True)
@@ -21,23 +19,7 @@ def _plain_argv(monkeypatch):
 
 
 def mnist_args(mnist_root) -> list[str]:
-    return [
-        "--config",
-        str(EXPERIMENTS / "mnist_lenet5.yaml"),
-        "--data.data_dir",
-        str(mnist_root),
-        "--data.download",
-        "false",
-        "--data.num_workers",
-        "0",
-        *QUIET,
-    ]
-
-
-def run_main(args, capsys) -> tuple[int, str]:
-    with pytest.raises(SystemExit) as done:
-        main(args)
-    return done.value.code, capsys.readouterr().err.strip()
+    return [*recipe("mnist_lenet5"), *on_data(mnist_root, workers=0), *QUIET]
 
 
 class Payload:

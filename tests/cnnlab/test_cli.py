@@ -6,13 +6,12 @@ import yaml
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from cnnlab.cli import CNNLabCLI, main
+from cnnlab.cli import CNNLabCLI
 from tests.checkpoints import make_checkpoint
+from tests.cli_args import EXPERIMENTS, QUIET, on_data, on_folder, recipe, run_main
 from tests.fakedata import place_resnet18_weights
 
-EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 RECIPES = sorted(p for p in EXPERIMENTS.glob("*.yaml") if p.name != "defaults.yaml")
-QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
 IMAGE_SHAPE = {"MNISTDataModule": (1, 28), "CIFAR10DataModule": (3, 32)}  # (in_channels, image_size)
 
 
@@ -23,7 +22,7 @@ def _plain_argv(monkeypatch):
 
 def data_args(recipe: Path, roots: dict) -> list[str]:
     data = yaml.safe_load(recipe.read_text())["data"]["class_path"].rsplit(".", 1)[-1]
-    return ["--data.data_dir", str(roots[data]), "--data.download", "false", "--data.num_workers", "0"]
+    return on_data(roots[data], workers=0)
 
 
 @pytest.fixture
@@ -74,20 +73,11 @@ def test_every_experiment_runs_fast_dev_run(recipe, roots, in_tmp, monkeypatch):
 
 
 def test_fit_learns_logs_by_recipe_name_and_tests_the_best_checkpoint(mnist_root, in_tmp):
-    recipe = EXPERIMENTS / "mnist_cnn.yaml"
     cli = CNNLabCLI(
         args=[
             "fit",
-            "--config",
-            str(recipe),
-            "--data.data_dir",
-            str(mnist_root),
-            "--data.download",
-            "false",
-            "--data.num_workers",
-            "0",
-            "--data.batch_size",
-            "32",
+            *recipe("mnist_cnn"),
+            *on_data(mnist_root, batch_size=32, workers=0),
             "--trainer.max_epochs",
             "3",
             "--trainer.log_every_n_steps",
@@ -118,20 +108,7 @@ def test_fit_learns_logs_by_recipe_name_and_tests_the_best_checkpoint(mnist_root
 
 
 def test_resume_last_continues_in_the_same_folder_without_duplicate_steps(mnist_root, in_tmp):
-    args = [
-        "fit",
-        "--config",
-        str(EXPERIMENTS / "mnist_lenet5.yaml"),
-        "--data.data_dir",
-        str(mnist_root),
-        "--data.download",
-        "false",
-        "--data.num_workers",
-        "0",
-        "--data.batch_size",
-        "60",
-        *QUIET,
-    ]
+    args = ["fit", *recipe("mnist_lenet5"), *on_data(mnist_root, batch_size=60, workers=0), *QUIET]
     first = CNNLabCLI(args=[*args, "--trainer.max_epochs", "1"])
     steps_per_epoch = first.trainer.global_step
     resumed = CNNLabCLI(args=[*args, "--trainer.max_epochs", "2", "--ckpt_path", "last"])
@@ -146,42 +123,22 @@ def test_resume_last_continues_in_the_same_folder_without_duplicate_steps(mnist_
 
 
 def test_test_subcommand_takes_the_architecture_from_the_checkpoint(mnist_root, in_tmp):
-    common = [
-        "--data.data_dir",
-        str(mnist_root),
-        "--data.download",
-        "false",
-        "--data.num_workers",
-        "0",
-        *QUIET,
-    ]
-    CNNLabCLI(
-        args=[
-            "fit",
-            "--config",
-            str(EXPERIMENTS / "mnist_lenet5.yaml"),
-            *common,
-            "--trainer.max_epochs",
-            "1",
-            "--test_after_fit",
-            "false",
-        ]
-    )
+    common = [*on_data(mnist_root, workers=0), *QUIET]
+    brief = ["--trainer.max_epochs", "1", "--test_after_fit", "false"]
+    CNNLabCLI(args=["fit", *recipe("mnist_lenet5"), *common, *brief])
     ckpt = in_tmp / "lightning_logs" / "mnist_lenet5" / "version_0" / "checkpoints" / "last.ckpt"
-    cli = CNNLabCLI(
-        args=["test", "--config", str(EXPERIMENTS / "mnist_cnn.yaml"), *common, "--ckpt_path", str(ckpt)]
-    )
+    cli = CNNLabCLI(args=["test", *recipe("mnist_cnn"), *common, "--ckpt_path", str(ckpt)])
     assert cli.model.hparams.arch == "lenet5"
     assert "test/acc" in cli.trainer.callback_metrics
 
 
 def test_run_time_options_on_the_command_line_win_over_the_checkpoint(mnist_root, in_tmp):
-    recipe = ["--config", str(EXPERIMENTS / "mnist_lenet5.yaml")]
-    data = ["--data.data_dir", str(mnist_root), "--data.download", "false", *QUIET]
+    lenet5 = recipe("mnist_lenet5")
+    data = [*on_data(mnist_root), *QUIET]
     brief = ["--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2", "--test_after_fit", "false"]
-    CNNLabCLI(args=["fit", *recipe, *data, *brief])  # saved with tta false, channels_last false
+    CNNLabCLI(args=["fit", *lenet5, *data, *brief])  # saved with tta false, channels_last false
     ckpt = in_tmp / "lightning_logs" / "mnist_lenet5" / "version_0" / "checkpoints" / "last.ckpt"
-    test = ["test", *recipe, *data, "--ckpt_path", str(ckpt)]
+    test = ["test", *lenet5, *data, "--ckpt_path", str(ckpt)]
     for option in ("--model.tta", "--model.init_args.tta=true"):
         cli = CNNLabCLI(args=[*test, option, "true"] if "=" not in option else [*test, option])
         assert cli.model.hparams.tta is True
@@ -195,16 +152,7 @@ def test_configs_merge_in_order_and_print(in_tmp, capsys):
     override = in_tmp / "small.yaml"
     override.write_text("data:\n  init_args:\n    batch_size: 7\n")
     with pytest.raises(SystemExit) as done:
-        CNNLabCLI(
-            args=[
-                "fit",
-                "--config",
-                str(EXPERIMENTS / "mnist_lenet5.yaml"),
-                "--config",
-                str(override),
-                "--print_config",
-            ]
-        )
+        CNNLabCLI(args=["fit", *recipe("mnist_lenet5"), "--config", str(override), "--print_config"])
     assert done.value.code == 0
     printed = yaml.safe_load(capsys.readouterr().out)
     assert printed["data"]["init_args"]["batch_size"] == 7
@@ -217,14 +165,8 @@ def test_subclass_mode_options(folder_root, in_tmp):
     cli = CNNLabCLI(
         args=[
             "fit",
-            "--config",
-            str(EXPERIMENTS / "cifar10_simplecnn.yaml"),
-            "--data",
-            "ImageFolderDataModule",
-            "--data.data_dir",
-            str(folder_root),
-            "--data.num_workers",
-            "0",
+            *recipe("cifar10_simplecnn"),
+            *on_folder(folder_root, workers=0),
             "--optimizer",
             "SGD",
             "--optimizer.lr",
@@ -254,51 +196,23 @@ def test_subclass_mode_options(folder_root, in_tmp):
     assert scheduler.interval == "step" and scheduler.scheduler.total_steps == cli.trainer.global_step
 
 
-def run_main(args, capsys) -> tuple[int, str]:
-    with pytest.raises(SystemExit) as done:
-        main(args)
-    return done.value.code, capsys.readouterr().err.strip()
-
-
 def test_unknown_architecture_is_one_line_listing_known_ones(mnist_root, in_tmp, capsys):
-    code, err = run_main(
-        [
-            "fit",
-            "--config",
-            str(EXPERIMENTS / "mnist_lenet5.yaml"),
-            "--model.arch",
-            "lenet6",
-            "--data.data_dir",
-            str(mnist_root),
-        ],
-        capsys,
-    )
+    args = ["fit", *recipe("mnist_lenet5"), "--model.arch", "lenet6", "--data.data_dir", str(mnist_root)]
+    code, err = run_main(args, capsys)
     assert code == 2
     last = err.splitlines()[-1]
     assert "unknown architecture 'lenet6'" in last and "lenet5" in last and "resnet18" in last
 
 
 def test_missing_data_is_one_line_and_leaves_no_run(in_tmp, capsys):
-    code, err = run_main(
-        [
-            "fit",
-            "--config",
-            str(EXPERIMENTS / "mnist_lenet5.yaml"),
-            "--data.data_dir",
-            "elsewhere",
-            "--data.download",
-            "false",
-            *QUIET,
-        ],
-        capsys,
-    )
+    code, err = run_main(["fit", *recipe("mnist_lenet5"), *on_data("elsewhere"), *QUIET], capsys)
     assert code == 2
     assert err.splitlines()[-1].startswith("cnnlab: error: MNIST not found in ")
     assert "Traceback" not in err
 
 
 def test_switching_off_checkpoints_and_logger_drops_their_callbacks(mnist_root, in_tmp):
-    recipe = EXPERIMENTS / "mnist_cnn.yaml"
+    config = EXPERIMENTS / "mnist_cnn.yaml"
     off = [
         "--trainer.enable_checkpointing",
         "false",
@@ -308,7 +222,7 @@ def test_switching_off_checkpoints_and_logger_drops_their_callbacks(mnist_root, 
         "1",
     ]
     cli = CNNLabCLI(
-        args=["fit", "--config", str(recipe), *data_args(recipe, {"MNISTDataModule": mnist_root}), *off]
+        args=["fit", "--config", str(config), *data_args(config, {"MNISTDataModule": mnist_root}), *off]
     )
     assert not cli.trainer.checkpoint_callbacks
     assert "test/acc" in cli.trainer.callback_metrics

@@ -9,11 +9,10 @@ import torch
 
 from cnnlab.cli import main
 from models import ImageClassifier
+from tests.cli_args import QUIET, on_data, on_folder, recipe
 from tests.fakedata import make_image_folder
 
-EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
-LENET = ["--config", str(EXPERIMENTS / "mnist_lenet5.yaml")]
-QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
+LENET = recipe("mnist_lenet5")
 
 
 @pytest.fixture(autouse=True)
@@ -33,7 +32,7 @@ def one_line_error(args, capsys) -> str:
 
 
 def mnist(mnist_root) -> list[str]:
-    return ["--data.data_dir", str(mnist_root), "--data.download", "false", *QUIET]
+    return [*on_data(mnist_root), *QUIET]
 
 
 def lenet_checkpoint(path: Path) -> Path:
@@ -82,16 +81,7 @@ def test_debug_shows_the_traceback(mnist_root, in_tmp, capsys):
 def test_image_folder_missing_or_empty(content, in_tmp, capsys):
     if content == "empty":
         (in_tmp / "images" / "train").mkdir(parents=True)
-    args = [
-        "fit",
-        "--data",
-        "ImageFolderDataModule",
-        "--data.data_dir",
-        "images",
-        "--model.arch",
-        "simplecnn",
-    ]
-    msg = one_line_error([*args, *QUIET], capsys)
+    msg = one_line_error(["fit", *on_folder("images"), "--model.arch", "simplecnn", *QUIET], capsys)
     assert msg.startswith("no class folders in ") and "images/train" in msg
 
 
@@ -99,30 +89,22 @@ def test_image_folder_whose_test_classes_differ_from_training(folder_root, in_tm
     data = in_tmp / "images"
     shutil.copytree(folder_root, data)
     (data / "test" / "square").rename(data / "test" / "oval")
-    args = [
-        "fit",
-        "--data",
-        "ImageFolderDataModule",
-        "--data.data_dir",
-        str(data),
-        "--model.arch",
-        "simplecnn",
-    ]
-    msg = one_line_error([*args, "--data.num_workers", "0", "--trainer.max_epochs", "1", *QUIET], capsys)
+    args = ["fit", *on_folder(data, workers=0), "--model.arch", "simplecnn"]
+    msg = one_line_error([*args, "--trainer.max_epochs", "1", *QUIET], capsys)
     assert "differ from train/" in msg and "'square'" in msg and "'oval'" in msg
 
 
 def test_checkpoint_whose_channels_disagree_with_the_data(cifar_root, in_tmp, capsys):
     ckpt = lenet_checkpoint(in_tmp / "lenet.ckpt")
-    args = ["test", *LENET, "--data", "CIFAR10DataModule", "--data.data_dir", str(cifar_root)]
-    msg = one_line_error([*args, "--data.download", "false", "--ckpt_path", str(ckpt), *QUIET], capsys)
+    args = ["test", *LENET, "--data", "CIFAR10DataModule", *on_data(cifar_root)]
+    msg = one_line_error([*args, "--ckpt_path", str(ckpt), *QUIET], capsys)
     assert msg.startswith(f"checkpoint {ckpt} has in_channels=1 but the data has in_channels=3")
 
 
 def test_checkpoint_whose_classes_disagree_with_the_data(in_tmp, capsys):
     ckpt = lenet_checkpoint(in_tmp / "lenet.ckpt")
     data = make_image_folder(in_tmp / "shapes", size=28)  # 3 classes
-    args = ["test", *LENET, "--data", "ImageFolderDataModule", "--data.data_dir", str(data)]
+    args = ["test", *LENET, *on_folder(data)]
     msg = one_line_error([*args, "--data.channels", "1", "--ckpt_path", str(ckpt), *QUIET], capsys)
     assert msg.startswith(f"checkpoint {ckpt} has num_classes=10 but the data has num_classes=3")
 

@@ -1,6 +1,5 @@
 import csv
 import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -13,9 +12,7 @@ from torchmetrics.functional.classification import (
 
 from cnnlab.cli import CNNLabCLI
 from cnnlab.evaluation import EvaluationReport
-
-EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
-QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
+from tests.cli_args import QUIET, on_data, recipe
 
 # 3 classes, 10 images in two batches: class 2 is never predicted, class 1 is over-predicted.
 TARGET = torch.tensor([0, 0, 0, 1, 1, 2, 2, 2, 2, 1])
@@ -82,22 +79,8 @@ def test_report_files_hold_the_table_and_the_confusion_matrix(tmp_path):
 
 
 def test_fit_prints_and_saves_the_report_in_the_run_folder(mnist_root, in_tmp, capsys):
-    cli = CNNLabCLI(
-        args=[
-            "fit",
-            "--config",
-            str(EXPERIMENTS / "mnist_lenet5.yaml"),
-            "--data.data_dir",
-            str(mnist_root),
-            "--data.download",
-            "false",
-            "--data.batch_size",
-            "50",
-            "--trainer.max_epochs",
-            "1",
-            *QUIET,
-        ]
-    )
+    data = on_data(mnist_root, batch_size=50)
+    cli = CNNLabCLI(args=["fit", *recipe("mnist_lenet5"), *data, "--trainer.max_epochs", "1", *QUIET])
     folder = in_tmp / "lightning_logs" / "mnist_lenet5" / "version_0" / "report"
     assert sorted(p.name for p in folder.iterdir()) == [
         "confusion_matrix.csv",

@@ -1,6 +1,5 @@
 import importlib.util
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -9,39 +8,15 @@ import torch
 
 from cnnlab.cli import main
 from cnnlab.export import deployable, images_of
-
-EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
-QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
+from tests.cli_args import QUIET, inside, on_data, on_folder, recipe
 
 
-def tiny_fit(root: Path, data_root: Path, recipe: str = "mnist_lenet5") -> Path:
-    """Train ``recipe`` for one epoch on the fixture data in ``root``; the best checkpoint's path."""
-    cwd, argv = os.getcwd(), sys.argv
-    os.chdir(root)
-    sys.argv = ["cnnlab"]  # LightningCLI warns when given args beside pytest's own command line
-    try:
-        main(
-            [
-                "fit",
-                "--config",
-                str(EXPERIMENTS / f"{recipe}.yaml"),
-                "--data.data_dir",
-                str(data_root),
-                "--data.download",
-                "false",
-                "--data.num_workers",
-                "0",
-                "--data.batch_size",
-                "32",
-                "--trainer.max_epochs",
-                "2",
-                *QUIET,
-            ]
-        )
-    finally:
-        os.chdir(cwd)
-        sys.argv = argv
-    return next((root / "lightning_logs" / recipe / "version_0" / "checkpoints").glob("epoch*.ckpt"))
+def tiny_fit(root: Path, data_root: Path, name: str = "mnist_lenet5") -> Path:
+    """Train recipe ``name`` for one epoch on the fixture data in ``root``; the best checkpoint's path."""
+    with inside(root):
+        data = on_data(data_root, batch_size=32, workers=0)
+        main(["fit", *recipe(name), *data, "--trainer.max_epochs", "2", *QUIET])
+    return next((root / "lightning_logs" / name / "version_0" / "checkpoints").glob("epoch*.ckpt"))
 
 
 @pytest.fixture(scope="module")
@@ -171,22 +146,8 @@ def test_compress_reports_every_variant_side_by_side(mnist_ckpt, tmp_path, capsy
 def test_image_folder_runs_record_their_estimated_normalisation(folder_root, in_tmp, monkeypatch):
     # the data module estimates mean and std in setup, after the CLI linked its (empty) values
     monkeypatch.setattr(sys, "argv", ["cnnlab"])
-    main(
-        [
-            "fit",
-            "--data",
-            "ImageFolderDataModule",
-            "--data.data_dir",
-            str(folder_root),
-            "--data.num_workers",
-            "0",
-            "--model.arch",
-            "simplecnn",
-            "--trainer.max_epochs",
-            "1",
-            *QUIET,
-        ]
-    )
+    data = on_folder(folder_root, workers=0)
+    main(["fit", *data, "--model.arch", "simplecnn", "--trainer.max_epochs", "1", *QUIET])
     ckpt_path = in_tmp / "lightning_logs/imagefolder_simplecnn/version_0/checkpoints/last.ckpt"
     ckpt = torch.load(ckpt_path, weights_only=True)
     estimated = ckpt["ImageFolderDataModule"]

@@ -1,6 +1,5 @@
 import io
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -12,9 +11,7 @@ from torch import nn
 from cnnlab.cli import CNNLabCLI
 from cnnlab.pictures import TensorBoardPictures, layer_pictures
 from models import ImageClassifier, list_models
-
-EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
-QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
+from tests.cli_args import QUIET, inside, on_data, recipe
 
 
 @pytest.fixture(autouse=True)
@@ -23,22 +20,16 @@ def _plain_argv(monkeypatch):
 
 
 def fit(data_dir, *extra: str) -> CNNLabCLI:
-    args = ["fit", "--config", str(EXPERIMENTS / "mnist_lenet5.yaml"), "--data.data_dir", str(data_dir)]
-    args += ["--data.download", "false", "--data.batch_size", "50", "--trainer.max_epochs", "2", *QUIET]
-    return CNNLabCLI(args=[*args, *extra])
+    args = ["fit", *recipe("mnist_lenet5"), *on_data(data_dir, batch_size=50), "--trainer.max_epochs", "2"]
+    return CNNLabCLI(args=[*args, *QUIET, *extra])
 
 
 @pytest.fixture(scope="module")
 def lenet_run(mnist_root, tmp_path_factory):
     """One short LeNet-5 fit (with its post-fit test) on the tiny MNIST; its run folder and the CLI."""
     root = tmp_path_factory.mktemp("pictures")
-    monkeypatch = pytest.MonkeyPatch()
-    monkeypatch.chdir(root)
-    monkeypatch.setattr(sys, "argv", ["cnnlab"])
-    try:
+    with inside(root):
         cli = fit(mnist_root)
-    finally:
-        monkeypatch.undo()
     events = EventAccumulator(
         str(root / "lightning_logs" / "mnist_lenet5" / "version_0"), size_guidance={"images": 0}
     )

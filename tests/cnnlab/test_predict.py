@@ -10,9 +10,8 @@ from PIL import Image
 
 from cnnlab.cli import main
 from models import ImageClassifier
+from tests.cli_args import QUIET, on_data, recipe
 
-EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
-QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
 CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 
 
@@ -21,17 +20,12 @@ def _plain_argv(monkeypatch):
     monkeypatch.setattr(sys, "argv", ["cnnlab"])
 
 
-def data_args(root) -> list[str]:
-    return ["--data.data_dir", str(root), "--data.download", "false", "--data.num_workers", "0"]
-
-
-def train_briefly(recipe: str, root) -> Path:
+def train_briefly(name: str, root) -> Path:
     main(
         [
             "fit",
-            "--config",
-            str(EXPERIMENTS / recipe),
-            *data_args(root),
+            *recipe(name),
+            *on_data(root, workers=0),
             "--trainer.max_epochs",
             "1",
             "--trainer.limit_train_batches",
@@ -76,7 +70,7 @@ def read_csv(path: Path) -> dict[str, dict]:
 
 
 def test_predict_writes_checkpoint_class_names_and_the_models_softmax(cifar_root, in_tmp, capsys):
-    ckpt_path = train_briefly("cifar10_simplecnn.yaml", cifar_root)
+    ckpt_path = train_briefly("cifar10_simplecnn", cifar_root)
     # Class names that only the checkpoint holds: the CSV must take them from there.
     ckpt = torch.load(ckpt_path, weights_only=True)
     names = [f"kind{i}" for i in range(10)]
@@ -89,9 +83,8 @@ def test_predict_writes_checkpoint_class_names_and_the_models_softmax(cifar_root
     main(
         [
             "predict",
-            "--config",
-            str(EXPERIMENTS / "cifar10_simplecnn.yaml"),
-            *data_args(cifar_root),
+            *recipe("cifar10_simplecnn"),
+            *on_data(cifar_root, workers=0),
             "--ckpt_path",
             str(renamed),
             "--data.predict_dir",
@@ -119,7 +112,7 @@ def test_predict_writes_checkpoint_class_names_and_the_models_softmax(cifar_root
 
 
 def test_predict_converts_rgb_for_a_grayscale_model_and_respects_tta(mnist_root, in_tmp, capsys):
-    ckpt_path = train_briefly("mnist_lenet5.yaml", mnist_root)
+    ckpt_path = train_briefly("mnist_lenet5", mnist_root)
     ckpt = torch.load(ckpt_path, weights_only=True)
     ckpt["hyper_parameters"]["tta"] = True  # a model trained with tta: prediction averages the mirror image
     tta_ckpt = in_tmp / "tta.ckpt"
@@ -129,9 +122,8 @@ def test_predict_converts_rgb_for_a_grayscale_model_and_respects_tta(mnist_root,
     main(
         [
             "predict",
-            "--config",
-            str(EXPERIMENTS / "mnist_lenet5.yaml"),
-            *data_args(mnist_root),
+            *recipe("mnist_lenet5"),
+            *on_data(mnist_root, workers=0),
             "--ckpt_path",
             str(tta_ckpt),
             "--data.predict_dir",
@@ -153,15 +145,15 @@ def test_predict_converts_rgb_for_a_grayscale_model_and_respects_tta(mnist_root,
 
 
 def test_predict_without_files_is_one_line(mnist_root, in_tmp, capsys):
-    ckpt_path = train_briefly("mnist_lenet5.yaml", mnist_root)
+    ckpt_path = train_briefly("mnist_lenet5", mnist_root)
     capsys.readouterr()
+    data = on_data(mnist_root, workers=0)
+    predict = ["predict", *recipe("mnist_lenet5"), *data, "--ckpt_path", str(ckpt_path)]
     with pytest.raises(SystemExit) as exit_info:
-        main(["predict", "--config", str(EXPERIMENTS / "mnist_lenet5.yaml"), *data_args(mnist_root),
-              "--ckpt_path", str(ckpt_path), *QUIET])  # fmt: skip
+        main([*predict, *QUIET])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("cnnlab: error: nothing to predict; pass --data.predict_dir")
     with pytest.raises(SystemExit):
-        main(["predict", "--config", str(EXPERIMENTS / "mnist_lenet5.yaml"), *data_args(mnist_root),
-              "--ckpt_path", str(ckpt_path), "--data.predict_dir", "missing/", *QUIET])  # fmt: skip
+        main([*predict, "--data.predict_dir", "missing/", *QUIET])
     assert "cnnlab: error: missing does not exist" in capsys.readouterr().err

@@ -11,7 +11,8 @@ from cnnlab.pruning import MagnitudePruning, prunable_layers
 from datamodules import MNISTDataModule
 from models import ImageClassifier
 from tests.checkpoints import make_checkpoint
-from tests.cnnlab.test_cli import EXPERIMENTS, QUIET, scalars
+from tests.cli_args import QUIET, on_data, recipe
+from tests.cnnlab.test_cli import scalars
 
 
 @pytest.fixture
@@ -20,31 +21,26 @@ def pruned_run(mnist_root, tmp_path_factory, monkeypatch):
     folder = tmp_path_factory.mktemp("prune")
     monkeypatch.chdir(folder)
     monkeypatch.setattr(sys, "argv", ["cnnlab"])
-    data = ["--data.data_dir", str(mnist_root), "--data.download", "false", "--data.batch_size", "50", *QUIET]
+    data = [*on_data(mnist_root, batch_size=50), *QUIET]
     CNNLabCLI(
-        args=[
-            "fit",
-            "--config",
-            str(EXPERIMENTS / "mnist_lenet5.yaml"),
-            *data,
-            "--trainer.max_epochs",
-            "2",
-            "--test_after_fit",
-            "false",
-        ]
+        args=["fit", *recipe("mnist_lenet5"), *data, "--trainer.max_epochs", "2", "--test_after_fit", "false"]
     )
     start = folder / "lightning_logs" / "mnist_lenet5" / "version_0" / "checkpoints" / "last.ckpt"
-    cli = CNNLabCLI(
-        args=[
-            "fit",
-            "--config",
-            str(EXPERIMENTS / "mnist_lenet5_prune.yaml"),
-            *data,
-            "--model.init_from",
-            str(start),
-        ]
-    )
+    cli = CNNLabCLI(args=["fit", *recipe("mnist_lenet5_prune"), *data, "--model.init_from", str(start)])
     return cli, folder / "lightning_logs" / "mnist_lenet5_prune" / "version_0"
+
+
+def quiet_trainer(pruning: MagnitudePruning, max_epochs: int, folder) -> L.Trainer:
+    """Trains with ``pruning`` and writes nothing: no logs, no checkpoints."""
+    return L.Trainer(
+        max_epochs=max_epochs,
+        callbacks=[pruning],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=folder,
+    )
 
 
 def zeros_and_total(model: torch.nn.Module) -> tuple[int, int]:
@@ -95,15 +91,7 @@ def test_layer_wise_pruning_gives_every_layer_the_target(mnist_root, tmp_path):
     model = ImageClassifier("lenet5", in_channels=1, image_size=28)
     data = MNISTDataModule(data_dir=mnist_root, download=False, batch_size=50)
     pruning = MagnitudePruning(0.5, schedule="linear", global_pruning=False, measure_before=False)
-    trainer = L.Trainer(
-        max_epochs=2,
-        callbacks=[pruning],
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=tmp_path,
-    )
+    trainer = quiet_trainer(pruning, 2, tmp_path)
     trainer.fit(model, datamodule=data)
     for name, module in prunable_layers(model):
         zeros, total = int((module.weight == 0).sum()), module.weight.numel()
@@ -140,15 +128,7 @@ def test_a_resumed_run_keeps_its_zeros_and_continues_the_schedule(mnist_root, tm
     def fit(max_epochs: int, ckpt_path=None) -> tuple[ImageClassifier, L.Trainer]:
         model = ImageClassifier("lenet5", in_channels=1, image_size=28)
         pruning = MagnitudePruning(0.6, end_epoch=2, schedule="linear", measure_before=False)
-        trainer = L.Trainer(
-            max_epochs=max_epochs,
-            callbacks=[pruning],
-            logger=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            default_root_dir=tmp_path,
-            enable_checkpointing=False,
-        )
+        trainer = quiet_trainer(pruning, max_epochs, tmp_path)
         trainer.fit(model, datamodule=data, ckpt_path=ckpt_path)
         return model, trainer
 

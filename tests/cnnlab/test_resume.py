@@ -2,7 +2,6 @@
 
 import random
 import sys
-from pathlib import Path
 
 import lightning as L
 import numpy as np
@@ -12,9 +11,8 @@ from torch.utils.data import RandomSampler
 
 from cnnlab.cli import CNNLabCLI
 from cnnlab.resume import collect_rng_state, restore_rng_state
+from tests.cli_args import QUIET, on_data, recipe
 
-EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
-QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
 LOG: dict[str, list] = {"orders": [], "lrs": []}
 
 
@@ -96,16 +94,10 @@ def test_resume_at_an_epoch_boundary_ends_like_the_uninterrupted_run(cifar_root,
     # alexnet has dropout; CIFAR-10 trains with random crops and flips, plus cutout here; shuffled batches.
     args = [
         "fit",
-        "--config",
-        str(EXPERIMENTS / "cifar10_alexnet.yaml"),
+        *recipe("cifar10_alexnet"),
         "--model.arch_kwargs",
         "{fc_width: 16}",
-        "--data.data_dir",
-        str(cifar_root),
-        "--data.download",
-        "false",
-        "--data.batch_size",
-        "16",
+        *on_data(cifar_root, batch_size=16),
         "--trainer.limit_train_batches",
         "3",
         "--trainer.limit_val_batches",

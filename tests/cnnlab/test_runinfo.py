@@ -2,28 +2,20 @@
 
 import re
 import sys
-from pathlib import Path
 
 import torch
 import yaml
 
 from cnnlab.cli import CNNLabCLI
-
-EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
+from tests.cli_args import on_data, recipe
 
 
 def run(mnist_root, seed: str) -> dict:
     cli = CNNLabCLI(
         args=[
             "fit",
-            "--config",
-            str(EXPERIMENTS / "mnist_lenet5.yaml"),
-            "--data.data_dir",
-            str(mnist_root),
-            "--data.download",
-            "false",
-            "--data.batch_size",
-            "32",
+            *recipe("mnist_lenet5"),
+            *on_data(mnist_root, batch_size=32),
             "--data.translate",
             "2",
             "--seed_everything",

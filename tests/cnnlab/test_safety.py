@@ -1,6 +1,5 @@
 """Crash safety: a run stopped by SIGTERM or Ctrl-C writes last.ckpt, says how to resume, and resumes."""
 
-import os
 import signal
 import subprocess
 import sys
@@ -13,16 +12,14 @@ import torch
 
 from cnnlab.cli import CNNLabCLI, main
 from cnnlab.safety import resume_command
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.cli_args import child_env, on_data, recipe, run_child
 
 
 def cnnlab_process(args: list[str], cwd: Path) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.Popen(
         [sys.executable, "-m", "cnnlab.cli", *args],
         cwd=cwd,
-        env=env,
+        env=child_env(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -32,21 +29,8 @@ def cnnlab_process(args: list[str], cwd: Path) -> subprocess.Popen:
 
 
 def fit_args(mnist_root, epochs: int) -> list[str]:
-    return [
-        "fit",
-        "--config",
-        str(ROOT / "experiments" / "mnist_lenet5.yaml"),
-        "--data.data_dir",
-        str(mnist_root),
-        "--data.download",
-        "false",
-        "--data.batch_size",
-        "4",
-        "--trainer.max_epochs",
-        str(epochs),
-        "--trainer.enable_progress_bar",
-        "false",
-    ]
+    trainer = ["--trainer.max_epochs", str(epochs), "--trainer.enable_progress_bar", "false"]
+    return ["fit", *recipe("mnist_lenet5"), *on_data(mnist_root, batch_size=4), *trainer]
 
 
 def test_resume_command_replaces_any_ckpt_path():
@@ -79,14 +63,8 @@ def test_a_signal_during_fit_saves_last_ckpt_and_the_run_resumes_from_it(signum,
     assert not list(run.glob("*.tmp"))
     if signum != signal.SIGTERM:
         return
-    resumed = subprocess.run(
-        [sys.executable, "-m", "cnnlab.cli", *fit_args(mnist_root, ckpt["epoch"] + 1), "--ckpt_path", "last"],
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    args = [*fit_args(mnist_root, ckpt["epoch"] + 1), "--ckpt_path", "last"]
+    resumed = run_child(args, tmp_path, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     final = torch.load(run / "last.ckpt", weights_only=True)
     assert final["epoch"] == ckpt["epoch"] and final["global_step"] == (ckpt["epoch"] + 1) * first_epoch

@@ -24,15 +24,12 @@ def mnist(root) -> MNISTDataModule:
     return MNISTDataModule(data_dir=str(root), batch_size=32, num_workers=0, download=False)
 
 
+def mnist_model(arch: str, **kwargs) -> ImageClassifier:
+    return ImageClassifier(arch=arch, num_classes=10, in_channels=1, image_size=28, **kwargs)
+
+
 def test_checkpoint_loads_with_no_arguments_and_weights_only(mnist_root, tmp_path):
-    model = ImageClassifier(
-        arch="lenet5",
-        num_classes=10,
-        in_channels=1,
-        image_size=28,
-        class_names=[str(i) for i in range(10)],
-        label_smoothing=0.1,
-    )
+    model = mnist_model("lenet5", class_names=[str(i) for i in range(10)], label_smoothing=0.1)
     trainer = tiny_trainer(tmp_path, limit_train_batches=3, limit_val_batches=1)
     trainer.fit(model, datamodule=mnist(mnist_root))
     path = tmp_path / "model.ckpt"
@@ -50,14 +47,8 @@ def test_checkpoint_loads_with_no_arguments_and_weights_only(mnist_root, tmp_pat
 
 
 def test_one_cycle_length_comes_from_the_trainer(mnist_root, tmp_path):
-    model = ImageClassifier(
-        arch="mnist_cnn",
-        num_classes=10,
-        in_channels=1,
-        image_size=28,
-        optimizer={"class_path": "torch.optim.SGD", "init_args": {"lr": 0.01}},
-        lr_scheduler=ONE_CYCLE,
-    )
+    sgd = {"class_path": "torch.optim.SGD", "init_args": {"lr": 0.01}}
+    model = mnist_model("mnist_cnn", optimizer=sgd, lr_scheduler=ONE_CYCLE)
     trainer = tiny_trainer(tmp_path, max_epochs=2, limit_train_batches=4, limit_val_batches=1)
     trainer.fit(model, datamodule=mnist(mnist_root))
     config = trainer.lr_scheduler_configs[0]
@@ -67,9 +58,7 @@ def test_one_cycle_length_comes_from_the_trainer(mnist_root, tmp_path):
 
 def test_epoch_schedulers_step_per_epoch(mnist_root, tmp_path):
     step_lr = {"class_path": "torch.optim.lr_scheduler.StepLR", "init_args": {"step_size": 1, "gamma": 0.5}}
-    model = ImageClassifier(
-        arch="mnist_cnn", num_classes=10, in_channels=1, image_size=28, lr_scheduler=step_lr
-    )
+    model = mnist_model("mnist_cnn", lr_scheduler=step_lr)
     trainer = tiny_trainer(tmp_path, max_epochs=2, limit_train_batches=3, limit_val_batches=1)
     trainer.fit(model, datamodule=mnist(mnist_root))
     assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(1e-3 * 0.25)
@@ -120,7 +109,7 @@ def test_compiled_model_trains_and_its_checkpoint_loads_uncompiled(mnist_root, t
 
     monkeypatch.setattr(torch.nn.Module, "compile", eager_compile)
     torch._dynamo.reset()
-    model = ImageClassifier(arch="lenet5", num_classes=10, in_channels=1, image_size=28, compile=True)
+    model = mnist_model("lenet5", compile=True)
     trainer = tiny_trainer(tmp_path, limit_train_batches=3, limit_val_batches=1)
     trainer.fit(model, datamodule=mnist(mnist_root))
     assert compiled_with == ["LeNet5"]  # the architecture, once, not the LightningModule

@@ -5,11 +5,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cnnlab.cli import CNNLabCLI, main
+from cnnlab.cli import CNNLabCLI
 from models import DistillationClassifier
 from models.distill import distillation_loss
 from tests.checkpoints import make_checkpoint
-from tests.cnnlab.test_cli import EXPERIMENTS, QUIET, scalars
+from tests.cli_args import QUIET, on_data, recipe, run_main
+from tests.cnnlab.test_cli import scalars
 
 STUDENT = torch.tensor([[2.0, -1.0, 0.5], [0.0, 0.3, -0.7]], dtype=torch.float64)
 TEACHER = torch.tensor([[1.5, 0.2, -0.4], [-1.0, 2.0, 0.1]], dtype=torch.float64)
@@ -51,21 +52,9 @@ def quiet_argv(monkeypatch):
 
 
 def distill_args(mnist_root, teacher, *extra):
-    return [
-        "fit",
-        "--config",
-        str(EXPERIMENTS / "mnist_distill_cnn_to_lenet5.yaml"),
-        "--model.teacher",
-        str(teacher),
-        "--data.data_dir",
-        str(mnist_root),
-        "--data.download",
-        "false",
-        "--data.batch_size",
-        "50",
-        *QUIET,
-        *extra,
-    ]
+    teacher_args = ["--model.teacher", str(teacher)]
+    data = on_data(mnist_root, batch_size=50)
+    return ["fit", *recipe("mnist_distill_cnn_to_lenet5"), *teacher_args, *data, *QUIET, *extra]
 
 
 def test_cli_distillation_trains_the_student_only_and_checkpoints_load_as_the_student(
@@ -99,18 +88,7 @@ def test_cli_distillation_trains_the_student_only_and_checkpoints_load_as_the_st
     assert state and not any(k.startswith("teacher") for k in state)
     teacher_ckpt.unlink()
     tested = CNNLabCLI(
-        args=[
-            "test",
-            "--config",
-            str(EXPERIMENTS / "mnist_lenet5.yaml"),
-            "--data.data_dir",
-            str(mnist_root),
-            "--data.download",
-            "false",
-            *QUIET,
-            "--ckpt_path",
-            str(last),
-        ]
+        args=["test", *recipe("mnist_lenet5"), *on_data(mnist_root), *QUIET, "--ckpt_path", str(last)]
     )
     assert tested.model.hparams.arch == "lenet5" and "test/acc" in tested.trainer.callback_metrics
     assert DistillationClassifier.load_from_checkpoint(last, weights_only=True).hparams.alpha == 0.9
@@ -119,47 +97,16 @@ def test_cli_distillation_trains_the_student_only_and_checkpoints_load_as_the_st
 def test_teacher_changes_the_student_and_alpha_zero_is_the_plain_student(mnist_root, in_tmp, quiet_argv):
     teacher = make_checkpoint(in_tmp / "teacher.ckpt", arch="mnist_cnn", seed=3)
 
+    one_epoch = ["--trainer.max_epochs", "1", "--test_after_fit", "false"]
+    no_files = ["--trainer.logger", "false", "--trainer.enable_checkpointing", "false"]
+
     def student(alpha: str):
-        cli = CNNLabCLI(
-            args=distill_args(
-                mnist_root,
-                teacher,
-                "--trainer.max_epochs",
-                "1",
-                "--model.alpha",
-                alpha,
-                "--test_after_fit",
-                "false",
-                "--trainer.logger",
-                "false",
-                "--trainer.enable_checkpointing",
-                "false",
-            )
-        )
+        cli = CNNLabCLI(args=distill_args(mnist_root, teacher, *one_epoch, "--model.alpha", alpha, *no_files))
         return cli.model.model.state_dict()
 
-    plain = CNNLabCLI(
-        args=[
-            "fit",
-            "--config",
-            str(EXPERIMENTS / "mnist_lenet5.yaml"),
-            "--data.data_dir",
-            str(mnist_root),
-            "--data.download",
-            "false",
-            "--data.batch_size",
-            "50",
-            *QUIET,
-            "--trainer.max_epochs",
-            "1",
-            "--test_after_fit",
-            "false",
-            "--trainer.logger",
-            "false",
-            "--trainer.enable_checkpointing",
-            "false",
-        ]
-    ).model.model.state_dict()
+    data = [*on_data(mnist_root, batch_size=50), *QUIET]
+    args = ["fit", *recipe("mnist_lenet5"), *data, *one_epoch, *no_files]
+    plain = CNNLabCLI(args=args).model.model.state_dict()
     without, with_teacher = student("0"), student("0.9")
     assert all(torch.allclose(without[k], plain[k]) for k in plain)  # same seed, same steps
     assert not all(torch.allclose(with_teacher[k], plain[k]) for k in plain)
@@ -178,7 +125,6 @@ def test_bad_teacher_is_one_line(teacher, message, mnist_root, in_tmp, quiet_arg
     torch.save({"state_dict": {"w": torch.zeros(1)}}, in_tmp / "foreign.ckpt")
     (in_tmp / "garbage.ckpt").write_text("not a checkpoint")
     make_checkpoint(in_tmp / "cifar.ckpt", num_classes=100)
-    with pytest.raises(SystemExit) as done:
-        main(distill_args(mnist_root, teacher, "--trainer.max_epochs", "1"))
-    err = capsys.readouterr().err.strip().splitlines()
-    assert done.value.code == 2 and err[-1].startswith("cnnlab: error: ") and message in err[-1]
+    code, err = run_main(distill_args(mnist_root, teacher, "--trainer.max_epochs", "1"), capsys)
+    last = err.splitlines()[-1]
+    assert code == 2 and last.startswith("cnnlab: error: ") and message in last
