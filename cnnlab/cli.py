@@ -13,6 +13,7 @@
 
 import difflib
 import importlib
+import logging
 import os
 import re
 import sys
@@ -34,6 +35,10 @@ from models import ImageClassifier
 
 # Raised inside Lightning on every run with recent torch; nothing a cnnlab user can act on.
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+# Lightning advertises its cloud logger at the start of every run; cnnlab logs to TensorBoard.
+logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
+    lambda record: not record.getMessage().startswith("💡 Tip")
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULTS = ROOT / "experiments" / "defaults.yaml"

@@ -1,3 +1,4 @@
+import logging
 import sys
 from pathlib import Path
 
@@ -227,3 +228,25 @@ def test_switching_off_checkpoints_and_logger_drops_their_callbacks(mnist_root, 
     assert not cli.trainer.checkpoint_callbacks
     assert "test/acc" in cli.trainer.callback_metrics
     assert not (in_tmp / "lightning_logs").exists()
+
+
+def test_lightnings_cloud_logger_tip_is_not_printed(mnist_root, in_tmp):
+    seen = []
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(record.getMessage())
+    lightning_logger = logging.getLogger("lightning.pytorch")  # Lightning's own handler sits here
+    lightning_logger.addHandler(handler)
+    try:
+        CNNLabCLI(
+            args=[
+                "fit",
+                *recipe("mnist_cnn"),
+                *on_data(mnist_root, workers=0),
+                "--trainer.fast_dev_run",
+                "1",
+            ],
+        )
+    finally:
+        lightning_logger.removeHandler(handler)
+    assert any("GPU available" in m for m in seen)  # Lightning's other messages still show
+    assert not any("litlogger" in m for m in seen)
