@@ -64,6 +64,38 @@ def test_epoch_schedulers_step_per_epoch(mnist_root, tmp_path):
     assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(1e-3 * 0.25)
 
 
+@pytest.mark.parametrize(
+    "optimizer, fused",
+    [
+        (None, True),  # the default Adam
+        ({"class_path": "torch.optim.SGD", "init_args": {"lr": 0.1, "momentum": 0.9}}, True),
+        ({"class_path": "torch.optim.AdamW", "init_args": {"lr": 1e-3, "foreach": True}}, False),
+        ({"class_path": "torch.optim.Adam", "init_args": {"lr": 1e-3, "fused": False}}, False),
+        ({"class_path": "torch.optim.LBFGS", "init_args": {"lr": 1.0}}, False),  # has no fused kernels
+    ],
+)
+def test_optimizers_use_fused_kernels_unless_the_config_chooses(optimizer, fused):
+    model = mnist_model("lenet5", optimizer=optimizer)
+    opt = model.configure_optimizers()
+    assert bool(opt.param_groups[0].get("fused")) is fused
+
+
+def test_fused_adam_trains_like_the_unfused_one():
+    torch.manual_seed(0)
+    x, y = torch.randn(8, 1, 28, 28), torch.randint(0, 10, (8,))
+    weights = []
+    for choice in ({"fused": None}, {"foreach": True}):
+        torch.manual_seed(1)
+        model = mnist_model("lenet5", optimizer={"class_path": "torch.optim.Adam", "init_args": choice})
+        opt = model.configure_optimizers()
+        for _ in range(3):
+            opt.zero_grad()
+            model._loss(model(x), y).backward()
+            opt.step()
+        weights.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
+    assert torch.allclose(*weights, atol=1e-5)
+
+
 def test_label_smoothing_raises_the_loss_of_confident_predictions():
     logits, y = torch.tensor([[10.0, -10.0]]), torch.tensor([0])
     plain = ImageClassifier(arch="simplecnn", num_classes=2)._loss(logits, y)
