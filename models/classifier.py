@@ -15,6 +15,7 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.cli import instantiate_class
+from lightning.pytorch.plugins.precision import MixedPrecision
 from torchmetrics import MetricCollection
 from torchmetrics.classification import (
     MulticlassAccuracy,
@@ -257,12 +258,14 @@ class ImageClassifier(L.LightningModule):
         return {"probs": probs, "top_probs": top.values, "top_classes": top.indices}
 
     def configure_optimizers(self):
-        params, config = list(self.parameters()), self.hparams.optimizer or DEFAULT_OPTIMIZER
+        params, opt_config = list(self.parameters()), self.hparams.optimizer or DEFAULT_OPTIMIZER
         trainer = self._trainer
-        # Lightning refuses gradient clipping with fused optimizers under mixed precision.
-        if not (trainer and trainer.gradient_clip_val and str(trainer.precision).endswith("-mixed")):
-            config = fused_if_open(config, params)
-        optimizer = instantiate_class(params, config)
+        # Lightning's mixed-precision plugin refuses gradient clipping with fused optimizers.
+        if not (
+            trainer and trainer.gradient_clip_val and isinstance(trainer.precision_plugin, MixedPrecision)
+        ):
+            opt_config = fused_if_open(opt_config, params)
+        optimizer = instantiate_class(params, opt_config)
         config = self.hparams.lr_scheduler
         if not config:
             return optimizer
