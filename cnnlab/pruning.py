@@ -181,6 +181,10 @@ class MagnitudePruning(ModelPruning):
         self._parameters_to_prune = [(m, "weight") for _, m in prunable_layers(pl_module)]
         if not self._parameters_to_prune:
             raise UserError("MagnitudePruning found no conv or linear layers to prune")
+        for module, _ in self._parameters_to_prune:
+            # torch's pruning flattens weights with view(-1), which channels-last (NHWC) weights refuse;
+            # set here, before the optimizer holds them, and kept by checkpoint loading.
+            module.weight.data = module.weight.data.contiguous()
         self._max_epochs = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else None
         super().setup(trainer, pl_module, stage)
 

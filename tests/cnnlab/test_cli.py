@@ -1,3 +1,4 @@
+import contextlib
 import logging
 import sys
 from pathlib import Path
@@ -137,7 +138,7 @@ def test_run_time_options_on_the_command_line_win_over_the_checkpoint(mnist_root
     lenet5 = recipe("mnist_lenet5")
     data = [*on_data(mnist_root), *QUIET]
     brief = ["--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2", "--test_after_fit", "false"]
-    CNNLabCLI(args=["fit", *lenet5, *data, *brief])  # saved with tta false, channels_last false
+    CNNLabCLI(args=["fit", *lenet5, *data, *brief, "--model.channels_last", "false"])  # and tta false
     ckpt = in_tmp / "lightning_logs" / "mnist_lenet5" / "version_0" / "checkpoints" / "last.ckpt"
     test = ["test", *lenet5, *data, "--ckpt_path", str(ckpt)]
     for option in ("--model.tta", "--model.init_args.tta=true"):
@@ -250,3 +251,31 @@ def test_lightnings_cloud_logger_tip_is_not_printed(mnist_root, in_tmp):
         lightning_logger.removeHandler(handler)
     assert any("GPU available" in m for m in seen)  # Lightning's other messages still show
     assert not any("litlogger" in m for m in seen)
+
+
+@pytest.mark.parametrize("emulated", [True, False])
+def test_recipes_bf16_runs_as_fp32_only_where_the_cpu_would_emulate_it(
+    emulated, mnist_root, in_tmp, monkeypatch
+):
+    monkeypatch.setattr("cnnlab.cli.bf16_is_emulated", lambda accelerator: emulated)
+    seen = []
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(record.getMessage())
+    logging.getLogger("lightning.pytorch").addHandler(handler)
+    try:
+        cli = CNNLabCLI(args=[*recipe("mnist_speedrun"), *on_data(mnist_root)], run=False)
+    finally:
+        logging.getLogger("lightning.pytorch").removeHandler(handler)
+    assert cli.trainer.precision == ("32-true" if emulated else "bf16-mixed")  # the recipe says bf16-mixed
+    assert any("no native bf16" in m for m in seen) == emulated
+    # given on the command line, bf16 is kept, with a warning where it is emulated
+    given = [*recipe("mnist_speedrun"), *on_data(mnist_root), "--trainer.precision", "bf16-mixed"]
+    with pytest.warns(UserWarning, match="emulated") if emulated else contextlib.nullcontext():
+        cli = CNNLabCLI(args=given, run=False)
+    assert cli.trainer.precision == "bf16-mixed"
+
+
+def test_bf16_is_never_called_emulated_on_a_gpu():
+    from cnnlab.cli import bf16_is_emulated
+
+    assert not bf16_is_emulated("gpu") and not bf16_is_emulated("cuda")

@@ -123,11 +123,12 @@ def test_tta_averages_the_mirror_image_in_eval_only():
 
 def test_channels_last_gives_the_same_outputs():
     torch.manual_seed(0)
-    plain = ImageClassifier(arch="resnet18", num_classes=10).eval()
-    fast = ImageClassifier(arch="resnet18", num_classes=10, channels_last=True).eval()
+    plain = ImageClassifier(arch="resnet18", num_classes=10, channels_last=False).eval()
+    fast = ImageClassifier(arch="resnet18", num_classes=10).eval()  # channels_last is the default
     fast.load_state_dict(plain.state_dict())
     x = torch.randn(2, 3, 32, 32)
     assert fast.model.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    assert plain.model.conv1.weight.is_contiguous()  # NCHW
     torch.testing.assert_close(fast(x), plain(x), rtol=1e-4, atol=1e-4)
 
 
