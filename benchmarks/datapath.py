@@ -9,8 +9,10 @@ Measured side by side, alternating, ``--repeats`` times each; medians reported:
   * loading alone: images/s of iterating the training batches (nothing else done with them);
   * training simplecnn end to end (Adam 1e-3, batch 64): a plain loop over the source pipeline against
     ``cnnlab fit`` over the fast path (training part of the epoch, from cnnlab's EpochTimer): the
-    recipe as written (fp32, cnnlab's default fused Adam); the fast path alone (with the source loop's
-    unfused Adam); and the recipe with cnnlab's speed switches (bf16-mixed autocast, channels-last).
+    recipe as written (fp32, cnnlab's defaults: fused Adam, channels-last); the fast path alone (the
+    source loop's unfused Adam and NCHW tensors); the recipe in bf16-mixed (only on CPUs with native
+    bf16, where it pays off). Beside them, the ceiling: a plain loop over the fast path's batches doing
+    what the recipe does (fused Adam, channels-last), so the table shows how much of it cnnlab keeps.
 
     python -m benchmarks.datapath [--batches 300] [--repeats 3]
 """
@@ -27,13 +29,14 @@ from torchvision import datasets, transforms
 
 from benchmarks.common import EXPERIMENTS, cnnlab_fit, machine, median, parser, table
 from cnnlab.callbacks import EpochTimer
+from cnnlab.cli import bf16_is_emulated
 from datamodules import ImageFolderDataModule
 from models import get_model
 
 BATCH = 64
-SPEED_SWITCHES = ("--trainer.precision", "bf16-mixed", "--model.channels_last", "true")
-# The source loop's Adam implementation, to show what the data path alone gives.
-AS_SOURCE = ("--optimizer.init_args.foreach", "true")
+BF16 = ("--trainer.precision", "bf16-mixed")
+# The source loop's Adam implementation and memory format, to show what the data path alone gives.
+AS_SOURCE = ("--optimizer.init_args.foreach", "true", "--model.channels_last", "false")
 
 
 def source_loader(root: str, workers: int) -> DataLoader:
@@ -81,6 +84,25 @@ def source_training_rate(root: str, limit: int) -> float:
     return loading_rate(source_loader(root, 0), limit, step)
 
 
+def plain_fast_training_rate(dm: ImageFolderDataModule, limit: int) -> float:
+    """A plain loop over the fast path's augmented batches, computing what cnnlab's recipe computes."""
+    torch.manual_seed(0)
+    model = get_model("simplecnn", num_classes=10, in_channels=3, image_size=32)
+    model = model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
+
+    def step(batch):
+        images, labels = dm.on_after_batch_transfer(batch, 0)
+        images = images.contiguous(memory_format=torch.channels_last)
+        loss = F.cross_entropy(model(images), labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return batch
+
+    return loading_rate(dm.train_dataloader(), limit, step)
+
+
 def cnnlab_training_rate(root: str, limit: int, *speed: str) -> float:
     cli = cnnlab_fit([*speed,
         "--config", str(EXPERIMENTS / "cifar10_simplecnn.yaml"), "--data", "ImageFolderDataModule",
@@ -98,8 +120,9 @@ def main() -> None:
     args = p.parse_args()
     os.chdir(tempfile.mkdtemp(prefix="cnnlab-datapath-"))
     dm = fast_module(args.cifar)  # builds or memory-maps the cache before anything is timed
-    keys = ("src0", "src2", "fast", "train_src", "train_fast", "train_fast_as_source", "train_fast_bf16")
-    rates = {k: [] for k in keys}
+    bf16 = not bf16_is_emulated("cpu")
+    keys = ["src0", "src2", "fast", "train_src", "train_plain", "train_fast", "train_fast_as_source"]
+    rates = {k: [] for k in keys + ["train_fast_bf16"] * bf16}
     for _ in range(args.repeats):
         rates["src0"].append(loading_rate(source_loader(args.cifar, 0), args.batches))
         rates["src2"].append(loading_rate(source_loader(args.cifar, 2), args.batches))
@@ -107,30 +130,34 @@ def main() -> None:
             loading_rate(dm.train_dataloader(), args.batches, lambda b: dm.on_after_batch_transfer(b, 0))
         )
         rates["train_src"].append(source_training_rate(args.cifar, args.batches))
+        rates["train_plain"].append(plain_fast_training_rate(dm, args.batches))
         rates["train_fast"].append(cnnlab_training_rate(args.cifar, args.batches))
         rates["train_fast_as_source"].append(cnnlab_training_rate(args.cifar, args.batches, *AS_SOURCE))
-        rates["train_fast_bf16"].append(cnnlab_training_rate(args.cifar, args.batches, *SPEED_SWITCHES))
+        if bf16:
+            rates["train_fast_bf16"].append(cnnlab_training_rate(args.cifar, args.batches, *BF16))
     m = {k: median(v) for k, v in rates.items()}
     print(f"CIFAR-10 JPEG copy, batch {BATCH}, {args.batches} batches per measurement, "
           f"median of {args.repeats}; {machine()}\n")  # fmt: skip
-    rows = [
-        ["loading alone", "source: ImageFolder + transforms, 0 workers", "src0", "src0"],
-        ["loading alone", "source: ImageFolder + transforms, 2 workers", "src2", "src0"],
-        ["loading alone", "cnnlab fast path (cached; crop + flip per batch)", "fast", "src0"],
-        ["training simplecnn", "plain loop over the source pipeline (0 workers)", "train_src", "train_src"],
-        ["training simplecnn", "cnnlab fit, the recipe (fp32, fused Adam)", "train_fast", "train_src"],
-        [
-            "training simplecnn",
-            "cnnlab fit, fast path only (unfused Adam)",
-            "train_fast_as_source",
-            "train_src",
-        ],
-        ["training simplecnn", "cnnlab fit, bf16-mixed + channels_last", "train_fast_bf16", "train_src"],
+    load, train = "loading alone", "training simplecnn"
+    rows = [  # (what, pipeline, key); ratios to the source pipeline's row of the same kind
+        (load, "source: ImageFolder + transforms, 0 workers", "src0"),
+        (load, "source: ImageFolder + transforms, 2 workers", "src2"),
+        (load, "cnnlab fast path (cached; crop + flip per batch)", "fast"),
+        (train, "plain loop over the source pipeline (0 workers)", "train_src"),
+        (train, "plain loop over the fast path (fused Adam, NHWC)", "train_plain"),
+        (train, "cnnlab fit, the recipe (fp32, fused Adam, NHWC)", "train_fast"),
+        (train, "cnnlab fit, fast path only (unfused Adam, NCHW)", "train_fast_as_source"),
+        (train, "cnnlab fit, the recipe in bf16-mixed", "train_fast_bf16"),
     ]
+    base = {load: m["src0"], train: m["train_src"]}
     print(table(
         ["what", "pipeline", "images / s", "ratio to source"],
-        [[what, how, m[key], f"{m[key] / m[base]:.2f}"] for what, how, key, base in rows],
+        [[what, how, m[key], f"{m[key] / base[what]:.2f}"] for what, how, key in rows if key in m],
     ))  # fmt: skip
+    print(f"\ncnnlab fit keeps {m['train_fast'] / m['train_plain']:.0%} of the plain loop's images/s")
+    if not bf16:
+        print("no bf16-mixed row: this CPU has no native bf16 (AVX-512 or AMX); it would train several times "
+              "slower than fp32")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 Same data (CIFAR-10 JPEG copy, fast path), recipe (cifar10_resnet18) and number of batches on both
 sides; each side runs ``--repeats`` times, alternating; images/s of the training part (EpochTimer),
-first batches included. bf16 needs CPU support (AVX512-BF16 or AMX) to pay off.
+first batches included. bf16 needs CPU support (AVX-512 or AMX) to pay off; on CPUs without it the
+bf16 rows are left out (emulated, they train several times slower than fp32).
 
     python -m benchmarks.precision [--batches 30] [--repeats 3]
 """
@@ -12,6 +13,7 @@ import tempfile
 
 from benchmarks.common import EXPERIMENTS, cnnlab_fit, machine, median, parser, table
 from cnnlab.callbacks import EpochTimer
+from cnnlab.cli import bf16_is_emulated
 
 BATCH = 64
 
@@ -35,6 +37,9 @@ def main() -> None:
     args = p.parse_args()
     os.chdir(tempfile.mkdtemp(prefix="cnnlab-precision-"))
     variants = [("32-true", False), ("bf16-mixed", False), ("32-true", True), ("bf16-mixed", True)]
+    emulated = bf16_is_emulated("cpu")
+    if emulated:
+        variants = [v for v in variants if v[0] == "32-true"]
     rates = {v: [] for v in variants}
     for _ in range(args.repeats):
         for precision, channels_last in variants:
@@ -47,6 +52,8 @@ def main() -> None:
         layout = "channels_last" if channels_last else "NCHW"
         rows.append([precision, layout, median(values), f"{median(values) / base:.2f}"])
     print(table(["precision", "memory format", "images / s", "ratio to fp32 NCHW"], rows))
+    if emulated:
+        print("\nno bf16-mixed rows: this CPU has no native bf16 (AVX-512 or AMX)")
 
 
 if __name__ == "__main__":
