@@ -111,10 +111,11 @@ class ImageClassifier(L.LightningModule):
             schedulers step per epoch.
         tta: test-time augmentation for validation, test and prediction: average the logits of each
             image and its mirror image.
-        channels_last: keep convolution weights and inputs in NHWC memory format (on by default: fp32
-            training on a 2-core AVX2 CPU ran 1.1-1.3x faster for simplecnn, lenet5, mnist_cnn,
-            resnet18/20, mobilenetv2 and airbench, and within 3% for vgg11_bn and fastcnn; NHWC is also
-            what GPU tensor cores prefer). ``false`` keeps PyTorch's NCHW.
+        channels_last: keep convolution weights and inputs in NHWC memory format. On by default: in
+            fp32 on a 2-core AVX2 CPU (``python -m benchmarks.memory_format``, two runs) simplecnn,
+            lenet5, mnist_cnn, resnet20 and mobilenetv2 trained 1.1-1.3x faster, fastcnn, airbench and
+            resnet18 0-10% faster, alexnet and vgg11_bn between 8% slower and 4% faster; NHWC is also
+            what GPU tensor cores prefer. ``false`` keeps PyTorch's NCHW.
         compile: compile the architecture with ``torch.compile`` before training.
         init_from: a cnnlab checkpoint whose architecture weights (not its trainer state) the model
             starts ``fit`` from, e.g. to fine-tune or prune a trained model; the architecture must match.
