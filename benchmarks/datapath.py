@@ -68,39 +68,24 @@ def loading_rate(batches, limit: int, after=lambda b: b) -> float:
     return images / (time.perf_counter() - start)
 
 
-def source_training_rate(root: str, limit: int) -> float:
+def plain_training_rate(batches, limit: int, fast_kernels: bool, prepare=lambda b: b) -> float:
+    """A plain PyTorch loop training simplecnn on ``batches``, each passed through ``prepare`` first.
+    ``fast_kernels``: fused Adam and channels-last tensors, as cnnlab's defaults; else PyTorch's own."""
     torch.manual_seed(0)
     model = get_model("simplecnn", num_classes=10, in_channels=3, image_size=32)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    layout = torch.channels_last if fast_kernels else torch.contiguous_format
+    model = model.to(memory_format=layout)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=fast_kernels or None)
 
     def step(batch):
-        images, labels = batch
-        loss = F.cross_entropy(model(images), labels)
+        images, labels = prepare(batch)
+        loss = F.cross_entropy(model(images.contiguous(memory_format=layout)), labels)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         return batch
 
-    return loading_rate(source_loader(root, 0), limit, step)
-
-
-def plain_fast_training_rate(dm: ImageFolderDataModule, limit: int) -> float:
-    """A plain loop over the fast path's augmented batches, computing what cnnlab's recipe computes."""
-    torch.manual_seed(0)
-    model = get_model("simplecnn", num_classes=10, in_channels=3, image_size=32)
-    model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
-
-    def step(batch):
-        images, labels = dm.on_after_batch_transfer(batch, 0)
-        images = images.contiguous(memory_format=torch.channels_last)
-        loss = F.cross_entropy(model(images), labels)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        return batch
-
-    return loading_rate(dm.train_dataloader(), limit, step)
+    return loading_rate(batches, limit, step)
 
 
 def cnnlab_training_rate(root: str, limit: int, *speed: str) -> float:
@@ -120,17 +105,21 @@ def main() -> None:
     args = p.parse_args()
     os.chdir(tempfile.mkdtemp(prefix="cnnlab-datapath-"))
     dm = fast_module(args.cifar)  # builds or memory-maps the cache before anything is timed
+
+    def augmented(batch):  # what cnnlab does to each batch on the device
+        return dm.on_after_batch_transfer(batch, 0)
+
     bf16 = not bf16_is_emulated("cpu")
     keys = ["src0", "src2", "fast", "train_src", "train_plain", "train_fast", "train_fast_as_source"]
-    rates = {k: [] for k in keys + ["train_fast_bf16"] * bf16}
+    if bf16:
+        keys.append("train_fast_bf16")
+    rates = {k: [] for k in keys}
     for _ in range(args.repeats):
         rates["src0"].append(loading_rate(source_loader(args.cifar, 0), args.batches))
         rates["src2"].append(loading_rate(source_loader(args.cifar, 2), args.batches))
-        rates["fast"].append(
-            loading_rate(dm.train_dataloader(), args.batches, lambda b: dm.on_after_batch_transfer(b, 0))
-        )
-        rates["train_src"].append(source_training_rate(args.cifar, args.batches))
-        rates["train_plain"].append(plain_fast_training_rate(dm, args.batches))
+        rates["fast"].append(loading_rate(dm.train_dataloader(), args.batches, augmented))
+        rates["train_src"].append(plain_training_rate(source_loader(args.cifar, 0), args.batches, False))
+        rates["train_plain"].append(plain_training_rate(dm.train_dataloader(), args.batches, True, augmented))
         rates["train_fast"].append(cnnlab_training_rate(args.cifar, args.batches))
         rates["train_fast_as_source"].append(cnnlab_training_rate(args.cifar, args.batches, *AS_SOURCE))
         if bf16:
