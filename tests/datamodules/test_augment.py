@@ -1,5 +1,6 @@
 import pytest
 import torch
+import torch.nn.functional as F
 
 from datamodules.augment import augment_batch, cutout, random_crop, random_flip
 
@@ -40,6 +41,24 @@ def test_random_crop_shifts_content_and_pads_with_zeros_or_reflection():
     # Every crop is a window of the reflected image: the row differences stay 8 or -8 (reflection).
     assert set((reflect[:, 0, 1:, 0].int() - reflect[:, 0, :-1, 0].int()).unique().tolist()) <= {8, -8}
     assert torch.equal(random_crop(x, 0), x)
+
+
+@pytest.mark.parametrize("mode", ["zeros", "reflect"])
+def test_each_crop_is_a_window_of_its_own_padded_image(mode):
+    """The padded image as torch pads it (``constant`` or ``reflect``), cropped back at some offset;
+    non-square colour images, so a mix-up of rows, columns or channels shows."""
+    torch.manual_seed(0)
+    x = torch.randint(0, 256, (32, 3, 6, 9), dtype=torch.uint8)
+    pad = 2
+    padded = F.pad(x.float(), (pad,) * 4, mode="constant" if mode == "zeros" else "reflect")
+    out = random_crop(x, pad, mode)
+    offsets = set()
+    for i in range(len(x)):
+        windows = [(dy, dx) for dy in range(2 * pad + 1) for dx in range(2 * pad + 1)
+                   if torch.equal(out[i].float(), padded[i, :, dy : dy + 6, dx : dx + 9])]  # fmt: skip
+        assert windows, f"image {i} is not a crop of its padded image"
+        offsets.add(windows[0])
+    assert len(offsets) > 10  # the offsets vary from image to image
 
 
 def test_flip_mirrors_about_half_the_images():
