@@ -61,7 +61,6 @@ class PredictImages(Dataset):
             return None
         return v2.functional.pil_to_tensor(self.resize(image)), str(path)
 
-
     def collate(self, items: list) -> tuple[torch.Tensor, list[str]]:
         """Stack the readable images of a batch; skipped files (``None``) are dropped."""
         items = [item for item in items if item is not None]
