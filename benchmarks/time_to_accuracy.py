@@ -35,18 +35,21 @@ from benchmarks.common import EXPERIMENTS, machine, median, parser, table
 TARGET_ACC, TARGET_TRAIN_S, TARGET_WALL_S = 0.99, 10.0, 20.0
 
 
-def one_run(recipe: Path, args: list[str], workdir: Path) -> tuple[float, float, float]:
-    """(test accuracy, training seconds, wall seconds) of one ``cnnlab fit`` process."""
+def one_run(recipe: Path, args: list[str], workdir: Path) -> tuple[float, float, float, list[float]]:
+    """(test accuracy, training seconds, wall seconds, training seconds of each epoch) of one ``cnnlab
+    fit`` process."""
     command = [sys.executable, "-m", "cnnlab.cli", "fit", "--config", str(recipe), *args,
                "--trainer.enable_progress_bar", "false"]  # fmt: skip
     start = time.perf_counter()
-    subprocess.run(command, cwd=workdir, check=True, capture_output=True)
+    done = subprocess.run(command, cwd=workdir, capture_output=True, text=True)
     wall = time.perf_counter() - start
+    if done.returncode:
+        raise SystemExit(f"{' '.join(command)} failed ({done.returncode}):\n{done.stderr[-4000:]}")
     run = max((workdir / "lightning_logs" / recipe.stem).glob("version_*"), key=os.path.getmtime)
     events = EventAccumulator(str(run))
     events.Reload()
-    train_s = sum(e.value for e in events.Scalars("time/train_epoch_s"))
-    return events.Scalars("test/acc")[-1].value, train_s, wall
+    epochs = [e.value for e in events.Scalars("time/train_epoch_s")]
+    return events.Scalars("test/acc")[-1].value, sum(epochs), wall, epochs
 
 
 def airbench_data(cifar: str, folder: Path) -> None:
@@ -104,19 +107,25 @@ def gpu_comparison(args, workdir: Path) -> None:
         theirs.append(airbench_run(workdir, run))
         ours.append(one_run(recipe, data, workdir))
     acc_a, time_a = (median(v) for v in zip(*theirs, strict=True))
-    acc_c, train_c, wall_c = (median(v) for v in zip(*ours, strict=True))
+    acc_c, train_c, wall_c = (median(v) for v in list(zip(*ours, strict=True))[:3])
     print(f"\ncifar10_speedrun vs airbench94 on {torch.cuda.get_device_name()}, CIFAR-10 JPEG copy, "
           f"{args.repeats} runs each, alternating; airbench {airbench_version()}\n")  # fmt: skip
+
+    def row(name: str, runs: list[tuple], wall: str) -> list[str]:
+        accs, secs = [r[0] * 100 for r in runs], [r[1] for r in runs]
+        each = [" ".join(f"{v:.2f}" for v in values) for values in (accs, secs)]
+        return [name, f"{median(accs):.2f}", each[0], f"{median(secs):.2f}", each[1], wall]
+
     print(table(
         ["recipe", "test accuracy (%)", "each", "time (s)", "each", "whole process (s)"],
-        [["airbench94 (its own timer)", acc_a * 100, " ".join(f"{r[0] * 100:.2f}" for r in theirs),
-          time_a, " ".join(f"{r[1]:.2f}" for r in theirs), "-"],
-         ["cnnlab fit cifar10_speedrun (training)", acc_c * 100, " ".join(f"{r[0] * 100:.2f}" for r in ours),
-          train_c, " ".join(f"{r[1]:.2f}" for r in ours), wall_c]],
+        [row("airbench94 (its own timer)", theirs, "-"),
+         row("cnnlab fit cifar10_speedrun (training)", ours, f"{wall_c:.1f}")],
     ))  # fmt: skip
     print(f"\naccuracy: cnnlab {acc_c * 100 - acc_a * 100:+.2f} points against airbench94 "
           f"(target >= 0: {acc_c >= acc_a}); time ratio {train_c / time_a:.2f} "
           f"(target <= 1.5: {train_c <= 1.5 * time_a})")  # fmt: skip
+    for i, run in enumerate(ours):
+        print(f"cnnlab run {i + 1}, training seconds of each epoch: " + " ".join(f"{t:.2f}" for t in run[3]))
 
 
 def airbench_version() -> str:
@@ -136,7 +145,7 @@ def main() -> None:
         return
     mnist = EXPERIMENTS / "mnist_speedrun.yaml"
     runs = [one_run(mnist, ["--data.data_dir", args.mnist], workdir) for _ in range(args.repeats)]
-    acc, train_s, wall = (median(values) for values in zip(*runs, strict=True))
+    acc, train_s, wall = (median(values) for values in list(zip(*runs, strict=True))[:3])
     each = [" ".join(f"{r[i] * scale:.2f}" for r in runs) for i, scale in ((0, 100), (1, 1), (2, 1))]
     print(f"mnist_speedrun on the MNIST copy in {args.mnist}, {args.repeats} whole processes; {machine()}\n")
     print(table(
@@ -149,7 +158,7 @@ def main() -> None:
         data = ["--data", "ImageFolderDataModule", "--data.data_dir", args.cifar]
         budget = [*data, "--data.crop_padding", "2", "--data.pad_mode", "reflect",
                   "--trainer.max_epochs", str(args.cifar_epochs)]  # fmt: skip
-        acc, train_s, wall = one_run(EXPERIMENTS / "cifar10_speedrun.yaml", budget, workdir)
+        acc, train_s, wall, _ = one_run(EXPERIMENTS / "cifar10_speedrun.yaml", budget, workdir)
         print(
             f"\ncifar10_speedrun on the CIFAR-10 JPEG copy, budget {args.cifar_epochs} epochs, one process\n"
         )
