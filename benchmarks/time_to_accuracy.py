@@ -113,15 +113,15 @@ def gpu_comparison(args, workdir: Path) -> None:
     print(f"\ncifar10_speedrun vs airbench94 on {torch.cuda.get_device_name()}, CIFAR-10 JPEG copy, "
           f"{args.repeats} runs each, alternating; airbench {airbench_version()}\n")  # fmt: skip
 
-    def row(name: str, runs: list[tuple], wall: str) -> list[str]:
-        accs, secs = [r[0] * 100 for r in runs], [r[1] for r in runs]
-        each = [" ".join(f"{v:.2f}" for v in values) for values in (accs, secs)]
-        return [name, f"{median(accs):.2f}", each[0], f"{median(secs):.2f}", each[1], wall]
+    def row(name: str, runs: list[tuple], acc: float, seconds: float, wall: str) -> list[str]:
+        each_acc = " ".join(f"{r[0] * 100:.2f}" for r in runs)
+        each_s = " ".join(f"{r[1]:.2f}" for r in runs)
+        return [name, f"{acc * 100:.2f}", each_acc, f"{seconds:.2f}", each_s, wall]
 
     print(table(
         ["recipe", "test accuracy (%)", "each", "time (s)", "each", "whole process (s)"],
-        [row("airbench94 (its own timer)", theirs, "-"),
-         row("cnnlab fit cifar10_speedrun (training)", ours, f"{wall_c:.1f}")],
+        [row("airbench94 (its own timer)", theirs, acc_a, time_a, "-"),
+         row("cnnlab fit cifar10_speedrun (training)", ours, acc_c, train_c, f"{wall_c:.1f}")],
     ))  # fmt: skip
     print(f"\naccuracy: cnnlab {acc_c * 100 - acc_a * 100:+.2f} points against airbench94 "
           f"(target >= 0: {acc_c >= acc_a}); time ratio {train_c / time_a:.2f} "
