@@ -59,6 +59,8 @@ def main() -> None:
     p.add_argument("source", type=Path)
     p.add_argument("target", type=Path)
     args = p.parse_args()
+    if not args.source.exists():
+        raise SystemExit(f"{args.source} does not exist")
     count = (pack if args.action == "pack" else unpack)(args.source, args.target)
     size = (args.target if args.action == "pack" else args.source).stat().st_size
     print(f"{args.action}ed {count:,} files; the pack is {size / 2**20:.1f} MiB")
