@@ -57,7 +57,7 @@ def one_run(recipe: Path, args: list[str], workdir: Path) -> tuple[float, float,
 def airbench_data(cifar: str, folder: Path) -> None:
     """The JPEG copy in airbench's format (``train.pt``/``test.pt``: uint8 NHWC images, labels,
     class names), decoded by cnnlab's fast path, which also leaves its cache for the cnnlab runs."""
-    from datamodules import ImageFolderDataModule
+    from cnnlab.datamodules import ImageFolderDataModule
 
     dm = ImageFolderDataModule(cifar)
     folder.mkdir(parents=True, exist_ok=True)

@@ -1,8 +1,18 @@
-"""LightningDataModules for MNIST, CIFAR-10 and image folders."""
+"""LightningDataModules for MNIST, CIFAR-10, image folders and image files.
 
-from datamodules.base import ClassificationDataModule
-from datamodules.cifar10 import CIFAR10DataModule
-from datamodules.image_folder import ImageFolderDataModule
-from datamodules.mnist import MNISTDataModule
+Installed, this package is ``cnnlab.datamodules``; it imports nothing of the ``cnnlab`` application.
+"""
 
-__all__ = ["CIFAR10DataModule", "ClassificationDataModule", "ImageFolderDataModule", "MNISTDataModule"]
+from .base import ClassificationDataModule
+from .cifar10 import CIFAR10DataModule
+from .files import ImageFilesDataModule
+from .image_folder import ImageFolderDataModule
+from .mnist import MNISTDataModule
+
+__all__ = [
+    "CIFAR10DataModule",
+    "ClassificationDataModule",
+    "ImageFilesDataModule",
+    "ImageFolderDataModule",
+    "MNISTDataModule",
+]

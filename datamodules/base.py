@@ -21,10 +21,10 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
-from cnnlab.errors import DataNotFoundError, UserError
-from datamodules.augment import Cutout, augment_batch
-from datamodules.memory import InMemoryImages, keep_batch
-from datamodules.predict import PredictImages, find_files
+from .augment import Cutout, augment_batch
+from .errors import DataError, DataNotFoundError
+from .memory import InMemoryImages, keep_batch
+from .predict import PredictImages, find_files
 
 
 class ClassificationDataModule(L.LightningDataModule):
@@ -219,7 +219,7 @@ class ClassificationDataModule(L.LightningDataModule):
 
     def _predict_set(self) -> PredictImages:
         if not self.predict_dir:
-            raise UserError(
+            raise DataError(
                 "nothing to predict; pass --data.predict_dir with a folder of images or a list of image files"
             )
         return PredictImages(find_files(self.predict_dir), self.in_channels, self.image_size)
@@ -253,6 +253,32 @@ class ClassificationDataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._loader(self.test_set, shuffle=False)
+
+    def sample_images(self, split: str, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Up to ``count`` unaugmented images of ``split`` (``test``, or shuffled ``train``) as floats in
+        [0, 1], with their labels: real inputs for checking, calibrating and measuring exported models."""
+        saved = self.batch_size
+        self.batch_size = min(count, 256)
+        try:
+            self.setup("test" if split == "test" else "fit")
+            dataset = self.test_set if split == "test" else self.train_set
+            loader = self._loader(dataset, shuffle=split != "test")
+            images, labels, seen = [], [], 0
+            for x, y in loader:
+                if x.dtype == torch.uint8:  # fast path: raw images
+                    x = x.float() / 255
+                else:  # per-image path: normalised (and augmented, for train), undo the normalisation
+                    x = x * torch.tensor(self.std).view(1, -1, 1, 1) + torch.tensor(self.mean).view(
+                        1, -1, 1, 1
+                    )
+                images.append(x)
+                labels.append(y)
+                seen += len(x)
+                if seen >= count:
+                    break
+        finally:
+            self.batch_size = saved
+        return torch.cat(images)[:count], torch.cat(labels)[:count]
 
     def predict_dataloader(self) -> DataLoader:
         dataset = self.predict_set

@@ -2,7 +2,7 @@
 
 from torchvision.datasets import CIFAR10
 
-from datamodules.base import ClassificationDataModule
+from .base import ClassificationDataModule
 
 
 class CIFAR10DataModule(ClassificationDataModule):

@@ -10,9 +10,9 @@ from torchvision.datasets import ImageFolder
 from torchvision.datasets.folder import IMG_EXTENSIONS
 from torchvision.transforms import v2
 
-from cnnlab.errors import DataNotFoundError, UserError
-from datamodules.base import ClassificationDataModule
-from datamodules.memory import InMemoryImages, cached, decode_all, default_cache_dir, fingerprint
+from .base import ClassificationDataModule
+from .errors import DataError, DataNotFoundError
+from .memory import InMemoryImages, cached, decode_all, default_cache_dir, fingerprint
 
 # Images read to estimate the normalisation statistics when the config gives none.
 STATS_SAMPLE = 1000
@@ -72,7 +72,7 @@ class ImageFolderDataModule(ClassificationDataModule):
             predict_dir=predict_dir,
         )
         if channels not in (1, 3):
-            raise UserError(f"channels must be 1 (grayscale) or 3 (RGB), got {channels}")
+            raise DataError(f"channels must be 1 (grayscale) or 3 (RGB), got {channels}")
         self.in_channels = channels
         self.class_names = self._classes("train")
         for split in ("val", "test"):
@@ -99,7 +99,7 @@ class ImageFolderDataModule(ClassificationDataModule):
         if classes != self.class_names:
             only_train = sorted(set(self.class_names) - set(classes))
             only_other = sorted(set(classes) - set(self.class_names))
-            raise UserError(
+            raise DataError(
                 f"the class folders of {split}/ differ from train/ (only in train/: {only_train}, only in "
                 f"{split}/: {only_other}); every split needs the same class folders"
             )

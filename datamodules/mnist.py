@@ -2,7 +2,7 @@
 
 from torchvision.datasets import MNIST
 
-from datamodules.base import ClassificationDataModule
+from .base import ClassificationDataModule
 
 
 class MNISTDataModule(ClassificationDataModule):

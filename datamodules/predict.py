@@ -14,7 +14,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
-from cnnlab.errors import UserError
+from .errors import DataError
 
 
 def find_files(sources: str | list[str]) -> list[Path]:
@@ -28,10 +28,10 @@ def find_files(sources: str | list[str]) -> list[Path]:
         elif path.is_dir():
             found = sorted(p for p in path.rglob("*") if p.is_file() and not _hidden(p.relative_to(path)))
             if not found:
-                raise UserError(f"no files in {path.resolve()}; --data.predict_dir needs image files")
+                raise DataError(f"no files in {path.resolve()}; --data.predict_dir needs image files")
             files.extend(found)
         else:
-            raise UserError(f"{path} does not exist; pass image files or folders to --data.predict_dir")
+            raise DataError(f"{path} does not exist; pass image files or folders to --data.predict_dir")
     return files
 
 

@@ -12,7 +12,7 @@ images when fitting starts (once: the flag is saved in checkpoints).
 import torch
 import torch.nn as nn
 
-from models.registry import register_model
+from .registry import register_model
 
 
 def conv_group(cin: int, cout: int) -> nn.Sequential:
@@ -63,7 +63,7 @@ class AirbenchNet(nn.Module):
         return self.head(torch.flatten(self.layers(self.whiten(x)), 1)) / 9
 
 
-@register_model("airbench")
+@register_model
 def airbench(
     num_classes: int = 10, in_channels: int = 3, widths: tuple[int, int, int] = (64, 256, 256)
 ) -> AirbenchNet:

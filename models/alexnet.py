@@ -12,7 +12,7 @@ any input of 28x28 or more.
 import torch
 import torch.nn as nn
 
-from models.registry import register_model
+from .registry import register_model
 
 
 class AlexNet(nn.Module):
@@ -50,7 +50,7 @@ class AlexNet(nn.Module):
         return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
 
 
-@register_model("alexnet")
+@register_model
 def alexnet(
     num_classes: int = 10, in_channels: int = 3, dropout: float = 0.5, fc_width: int = 1024
 ) -> AlexNet:

@@ -8,7 +8,6 @@ else and checkpoints load with ``torch.load(weights_only=True)``.
 
 import importlib
 import inspect
-from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -24,9 +23,9 @@ from torchmetrics.classification import (
     MulticlassRecall,
 )
 
-from cnnlab.errors import UserError
-from cnnlab.schedulers import WarmupCosineLR  # noqa: F401  (makes --lr_scheduler WarmupCosineLR known)
-from models.registry import get_model
+from .checkpoint import read_checkpoint
+from .errors import ModelError
+from .registry import get_model
 
 INIT_IMAGES = 5000  # training images shown to architectures with data-dependent initialisation
 DEFAULT_OPTIMIZER = {"class_path": "torch.optim.Adam", "init_args": {"lr": 1e-3}}
@@ -54,23 +53,6 @@ def fused_if_open(config: dict[str, Any], params: list[torch.Tensor]) -> dict[st
     if any(args.get(k) is not None for k in ("fused", "foreach")) or args.get("differentiable"):
         return config
     return {**config, "init_args": {**args, "fused": True}}
-
-
-def read_checkpoint(path: str) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """A cnnlab checkpoint's hyperparameters and its architecture's weights (the ``model.`` entries)."""
-    hint = "pass a .ckpt file written by cnnlab fit"
-    if not Path(path).is_file():
-        raise UserError(f"checkpoint {path} does not exist; {hint}")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # not a zip or pickle, or objects that weights_only refuses
-        raise UserError(f"{path} is not a checkpoint that loads with weights_only=True; {hint}") from err
-    hparams = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
-    state = ckpt.get("state_dict") if isinstance(ckpt, dict) else None
-    weights = {k.removeprefix("model."): v for k, v in (state or {}).items() if k.startswith("model.")}
-    if not isinstance(hparams, dict) or "arch" not in hparams or not weights:
-        raise UserError(f"{path} is not a cnnlab checkpoint (no architecture or model weights in it); {hint}")
-    return dict(hparams), weights
 
 
 def split_metrics(num_classes: int, prefix: str) -> MetricCollection:
@@ -165,15 +147,46 @@ class ImageClassifier(L.LightningModule):
             self.load_architecture_weights(self.hparams.init_from)
 
     def load_architecture_weights(self, path: str) -> None:
-        hparams, weights = read_checkpoint(path)
+        ckpt = read_checkpoint(path)
+        weights, hparams = ckpt.architecture_weights(), ckpt.hparams
         try:
             self.model.load_state_dict(weights)
         except RuntimeError as err:
-            raise UserError(
+            raise ModelError(
                 f"{path} holds a '{hparams['arch']}' with {hparams.get('num_classes')} classes, which does "
                 f"not fit this '{self.hparams.arch}' with {self.hparams.num_classes} classes; pass a "
                 "checkpoint of the same architecture"
             ) from err
+
+    @classmethod
+    def load_from_checkpoint(
+        cls, checkpoint_path, map_location=None, hparams_file=None, strict=True, **kwargs
+    ):
+        """The model of a cnnlab checkpoint, read by ``models.checkpoint`` (the one checkpoint reader).
+
+        As Lightning's method, but the file is loaded with ``weights_only=True`` and no class or function
+        it names is imported: the class is ``cls`` (a distilled student loads as the student alone).
+        ``kwargs`` replace hyperparameters; ``map_location`` moves the loaded model."""
+        if hparams_file is not None:
+            raise ModelError("cnnlab checkpoints hold their hyperparameters; hparams_file is not read")
+        model = read_checkpoint(checkpoint_path).build_classifier(cls, strict=strict, **kwargs)
+        if map_location is not None and not callable(map_location) and not isinstance(map_location, dict):
+            model = model.to(map_location)
+        return model
+
+    @property
+    def lr(self) -> float | None:
+        """The optimizer's learning rate (``optimizer.init_args.lr``). Lightning's learning-rate finder
+        (``--trainer.callbacks+=LearningRateFinder``) reads it and sets its suggestion here."""
+        return ((self.hparams.optimizer or DEFAULT_OPTIMIZER).get("init_args") or {}).get("lr")
+
+    @lr.setter
+    def lr(self, value: float) -> None:
+        config = dict(self.hparams.optimizer or DEFAULT_OPTIMIZER)
+        self.hparams.optimizer = {
+            **config,
+            "init_args": {**(config.get("init_args") or {}), "lr": float(value)},
+        }
 
     def configure_model(self) -> None:
         if self.hparams.compile and not getattr(self, "_compiled", False):
@@ -213,10 +226,16 @@ class ImageClassifier(L.LightningModule):
     def _loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(logits, y, label_smoothing=self.hparams.label_smoothing)
 
+    def training_loss(
+        self, images: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor
+    ) -> torch.Tensor:
+        """The loss a training step minimises: the hook that variants (distillation) override."""
+        return self._loss(logits, targets)
+
     def training_step(self, batch, batch_idx):
         x, y = batch
         logits = self(x)
-        loss = self._loss(logits, y)
+        loss = self.training_loss(x, logits, y)
         self.train_acc.update(logits.detach(), y)
         if self._logging_step():
             self.log("train/loss", loss, prog_bar=True)
@@ -244,7 +263,7 @@ class ImageClassifier(L.LightningModule):
         metrics.update(logits, y)
         for name, metric in metrics.items():
             self.log(name, metric, prog_bar=name == "val/acc")
-        return logits  # reaches callbacks' on_*_batch_end (cnnlab.evaluation, cnnlab.pictures)
+        return logits  # reaches callbacks' on_*_batch_end (cnnlab.callbacks)
 
     def validation_step(self, batch, batch_idx):
         return self._eval_step(batch, "val", self.val_metrics)

@@ -19,9 +19,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from cnnlab.errors import UserError
-from models.classifier import ImageClassifier, read_checkpoint
-from models.registry import get_model
+from .checkpoint import read_checkpoint
+from .classifier import ImageClassifier
+from .errors import ModelError
 
 
 def soft_target_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float):
@@ -37,36 +37,29 @@ def distillation_loss(
     targets: torch.Tensor,
     temperature: float = 4.0,
     alpha: float = 0.9,
+    label_smoothing: float = 0.0,
 ) -> torch.Tensor:
-    """``alpha * soft_target_loss + (1 - alpha) * cross_entropy(student_logits, targets)``."""
+    """``alpha * soft_target_loss + (1 - alpha) * cross_entropy(student_logits, targets)``: what
+    ``DistillationClassifier`` minimises."""
     soft = soft_target_loss(student_logits, teacher_logits, temperature)
-    return alpha * soft + (1 - alpha) * F.cross_entropy(student_logits, targets)
+    hard = F.cross_entropy(student_logits, targets, label_smoothing=label_smoothing)
+    return alpha * soft + (1 - alpha) * hard
 
 
 def load_teacher(path: str, num_classes: int, in_channels: int) -> nn.Module:
     """The architecture of a cnnlab checkpoint with its trained weights, frozen and in eval mode."""
-    hparams, weights = read_checkpoint(path)
+    ckpt = read_checkpoint(path)
+    hparams = ckpt.require_model()
     for name, wanted in (("num_classes", num_classes), ("in_channels", in_channels)):
         if hparams.get(name) != wanted:
-            raise UserError(
+            raise ModelError(
                 f"teacher {path} has {name}={hparams.get(name)} but the student has {name}={wanted}; "
                 "distil from a teacher trained on the same data set"
             )
-    # The checkpoint holds every weight: no pretrained download for torchvision architectures.
-    arch_kwargs = dict(hparams.get("arch_kwargs") or {})
-    if "pretrained" in arch_kwargs:
-        arch_kwargs["pretrained"] = False
     # Its random initialisation (overwritten next) must not shift the run's random stream: with the same
     # seed, alpha=0 then trains exactly the student of the plain recipe.
     with torch.random.fork_rng(devices=[]):
-        teacher = get_model(
-            hparams["arch"],
-            num_classes=num_classes,
-            in_channels=in_channels,
-            image_size=hparams.get("image_size", 32),
-            **arch_kwargs,
-        )
-    teacher.load_state_dict(weights)
+        teacher = ckpt.build_architecture()
     return teacher.eval().requires_grad_(False)
 
 
@@ -86,9 +79,9 @@ class DistillationClassifier(ImageClassifier):
     def __init__(self, teacher: str, temperature: float = 4.0, alpha: float = 0.9, **kwargs: Any):
         super().__init__(**kwargs)
         if temperature <= 0:
-            raise UserError(f"temperature must be > 0, got {temperature}")
+            raise ModelError(f"temperature must be > 0, got {temperature}")
         if not 0 <= alpha <= 1:
-            raise UserError(f"alpha must be between 0 and 1, got {alpha}")
+            raise ModelError(f"alpha must be between 0 and 1, got {alpha}")
         # Kept out of nn.Module's registry (see the module docstring); set in setup("fit").
         object.__setattr__(self, "teacher", None)
 
@@ -102,17 +95,17 @@ class DistillationClassifier(ImageClassifier):
         self.teacher.to(self.device)
         super().on_fit_start()
 
-    def training_step(self, batch, batch_idx):
-        x, y = batch
-        logits = self(x)
+    def training_loss(
+        self, images: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor
+    ) -> torch.Tensor:
         with torch.no_grad():
-            teacher_logits = self.teacher(x)  # same normalised images as the student's
-        kd = soft_target_loss(logits, teacher_logits, self.hparams.temperature)
-        ce = self._loss(logits, y)
-        alpha = self.hparams.alpha
-        loss = alpha * kd + (1 - alpha) * ce
-        self.train_acc.update(logits.detach(), y)
-        if self._logging_step():
-            self.log("train/loss", loss, prog_bar=True)
-            self.log_dict({"train/kd_loss": kd, "train/ce_loss": ce})
+            teacher_logits = self.teacher(images)  # same normalised images as the student's
+        hp = self.hparams
+        loss = distillation_loss(
+            logits, teacher_logits, targets, hp.temperature, hp.alpha, hp.label_smoothing
+        )
+        if self._logging_step():  # the two terms, for the curves (once per log_every_n_steps)
+            student = logits.detach()
+            kd = soft_target_loss(student, teacher_logits, hp.temperature)
+            self.log_dict({"train/kd_loss": kd, "train/ce_loss": self._loss(student, targets)})
         return loss

@@ -11,7 +11,7 @@ one-cycle schedule.
 import torch
 import torch.nn as nn
 
-from models.registry import register_model
+from .registry import register_model
 
 
 def conv_bn(cin: int, cout: int) -> nn.Sequential:
@@ -46,7 +46,7 @@ class FastCNN(nn.Module):
         return self.classifier(self.features(x))
 
 
-@register_model("fastcnn")
+@register_model
 def fastcnn(
     num_classes: int = 10,
     in_channels: int = 1,

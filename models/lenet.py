@@ -13,7 +13,7 @@ MNIST's 1x28x28 and CIFAR-10's 3x32x32 give the same 16x5x5 maps before C5.
 import torch
 import torch.nn as nn
 
-from models.registry import register_model
+from .registry import register_model
 
 
 class LeNet5(nn.Module):
@@ -42,6 +42,6 @@ class LeNet5(nn.Module):
         return self.classifier(self.features(x))
 
 
-@register_model("lenet5")
+@register_model
 def lenet5(num_classes: int = 10, in_channels: int = 1, image_size: int = 32) -> LeNet5:
     return LeNet5(num_classes, in_channels, image_size)

@@ -9,7 +9,7 @@ instead of 32x. Same parameters as torchvision's: 2.24M for 10 classes.
 import torch.nn as nn
 from torchvision.models.mobilenetv2 import MobileNetV2
 
-from models.registry import register_model
+from .registry import register_model
 
 # t (expansion), c (channels), n (blocks), s (stride of the first block); ImageNet: second row stride 2.
 CIFAR_SETTING = [
@@ -23,7 +23,7 @@ CIFAR_SETTING = [
 ]
 
 
-@register_model("mobilenetv2")
+@register_model
 def mobilenetv2(
     num_classes: int = 10, in_channels: int = 3, width_mult: float = 1.0, dropout: float = 0.2
 ) -> MobileNetV2:

@@ -12,7 +12,7 @@ initialisation).
 import torch
 import torch.nn as nn
 
-from models.registry import register_model
+from .registry import register_model
 
 
 class SimpleCNN(nn.Module):
@@ -57,13 +57,13 @@ class MNISTCNN(nn.Module):
         return self.fc(torch.flatten(self.features(x), 1))
 
 
-@register_model("simplecnn")
+@register_model
 def simplecnn(
     num_classes: int = 10, in_channels: int = 3, image_size: int = 32, hidden: int = 512
 ) -> SimpleCNN:
     return SimpleCNN(num_classes, in_channels, image_size, hidden)
 
 
-@register_model("mnist_cnn")
+@register_model
 def mnist_cnn(num_classes: int = 10, in_channels: int = 1, image_size: int = 28) -> MNISTCNN:
     return MNISTCNN(num_classes, in_channels, image_size)

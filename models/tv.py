@@ -14,14 +14,14 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torchvision.models as tvm
 
-from cnnlab.errors import UnknownNameError, UserError
+from .errors import ModelError, UnknownNameError
 
 
 def _replace_head(net: nn.Module, num_classes: int) -> None:
     """Swap the last ``nn.Linear`` (``fc``, ``classifier[-1]``, ``heads.head``, ...) for a new one."""
     linears = [(name, m) for name, m in net.named_modules() if isinstance(m, nn.Linear)]
     if not linears:
-        raise UserError(f"{type(net).__name__} has no linear output layer for cnnlab to replace")
+        raise ModelError(f"{type(net).__name__} has no linear output layer for cnnlab to replace")
     name, old = linears[-1]
     parent = net.get_submodule(name.rpartition(".")[0]) if "." in name else net
     setattr(parent, name.rpartition(".")[2], nn.Linear(old.in_features, num_classes))
@@ -43,13 +43,13 @@ class TorchvisionClassifier(nn.Module):
             hint = f" Did you mean {', '.join('torchvision:' + c for c in close)}?" if close else ""
             raise UnknownNameError(f"torchvision has no classification model {name!r}.{hint}")
         if in_channels not in (1, 3):
-            raise UserError(f"torchvision:{name} takes 1 or 3 input channels, got {in_channels}")
+            raise ModelError(f"torchvision:{name} takes 1 or 3 input channels, got {in_channels}")
         weights = tvm.get_model_weights(name).DEFAULT if pretrained else None
         try:
             self.net = tvm.get_model(name, weights=weights)
         except OSError as err:  # no network and no cached file
             file = weights.url.rsplit("/", 1)[-1]
-            raise UserError(
+            raise ModelError(
                 f"could not load torchvision's ImageNet weights for {name} ({err}); place {file} in "
                 f"{torch.hub.get_dir()}/checkpoints or set arch_kwargs pretrained: false"
             ) from err

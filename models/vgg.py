@@ -10,7 +10,7 @@ one linear layer (as in the common CIFAR ports); poolings round up, so 28x28 inp
 import torch
 import torch.nn as nn
 
-from models.registry import register_model
+from .registry import register_model
 
 # Numbers: output channels of a 3x3 convolution; "M": 2x2 max pooling.
 cfgs: dict[str, list[int | str]] = {
@@ -80,14 +80,49 @@ class VGG(nn.Module):
         return self.classifier(torch.flatten(self.pool(self.features(x)), 1))
 
 
-def _register(name: str, cfg: str, batch_norm: bool) -> None:
-    def build(num_classes: int = 10, in_channels: int = 3) -> VGG:
-        return VGG(cfg, num_classes, in_channels, batch_norm)
-
-    build.__name__ = name
-    register_model(name)(build)
+@register_model
+def vgg11(num_classes: int = 10, in_channels: int = 3) -> VGG:
+    """VGG-11 (configuration A)."""
+    return VGG("A", num_classes, in_channels, batch_norm=False)
 
 
-for _depth, _cfg in (("11", "A"), ("13", "B"), ("16", "D"), ("19", "E")):
-    _register(f"vgg{_depth}", _cfg, False)
-    _register(f"vgg{_depth}_bn", _cfg, True)
+@register_model
+def vgg11_bn(num_classes: int = 10, in_channels: int = 3) -> VGG:
+    """VGG-11 (configuration A) with batch normalisation after every convolution."""
+    return VGG("A", num_classes, in_channels, batch_norm=True)
+
+
+@register_model
+def vgg13(num_classes: int = 10, in_channels: int = 3) -> VGG:
+    """VGG-13 (configuration B)."""
+    return VGG("B", num_classes, in_channels, batch_norm=False)
+
+
+@register_model
+def vgg13_bn(num_classes: int = 10, in_channels: int = 3) -> VGG:
+    """VGG-13 (configuration B) with batch normalisation after every convolution."""
+    return VGG("B", num_classes, in_channels, batch_norm=True)
+
+
+@register_model
+def vgg16(num_classes: int = 10, in_channels: int = 3) -> VGG:
+    """VGG-16 (configuration D)."""
+    return VGG("D", num_classes, in_channels, batch_norm=False)
+
+
+@register_model
+def vgg16_bn(num_classes: int = 10, in_channels: int = 3) -> VGG:
+    """VGG-16 (configuration D) with batch normalisation after every convolution."""
+    return VGG("D", num_classes, in_channels, batch_norm=True)
+
+
+@register_model
+def vgg19(num_classes: int = 10, in_channels: int = 3) -> VGG:
+    """VGG-19 (configuration E)."""
+    return VGG("E", num_classes, in_channels, batch_norm=False)
+
+
+@register_model
+def vgg19_bn(num_classes: int = 10, in_channels: int = 3) -> VGG:
+    """VGG-19 (configuration E) with batch normalisation after every convolution."""
+    return VGG("E", num_classes, in_channels, batch_norm=True)

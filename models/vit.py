@@ -11,7 +11,7 @@ separately.
 import torch
 import torch.nn as nn
 
-from models.registry import register_model
+from .registry import register_model
 
 
 class VisionTransformer(nn.Module):
@@ -68,7 +68,7 @@ class VisionTransformer(nn.Module):
         return self.head(x[:, 0] if self.cls_token is not None else x.mean(dim=1))
 
 
-@register_model("vit_tiny")
+@register_model
 def vit_tiny(
     num_classes: int = 10,
     in_channels: int = 3,

@@ -3,8 +3,7 @@
 from pathlib import Path
 
 import torch
-
-from models import ImageClassifier
+from cnnlab.models import ImageClassifier
 
 
 def make_checkpoint(

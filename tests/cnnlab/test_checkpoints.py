@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from cnnlab.checkpoints import AtomicCheckpointIO
+from cnnlab.checkpoint_io import AtomicCheckpointIO
 from cnnlab.cli import CNNLabCLI
 from tests.cli_args import QUIET, on_data, recipe, run_main
 

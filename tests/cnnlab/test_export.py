@@ -5,9 +5,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from cnnlab.models import read_checkpoint
 
 from cnnlab.cli import main
-from cnnlab.export import deployable, images_of
+from cnnlab.export_formats import deployable
 from tests.cli_args import QUIET, inside, on_data, on_folder, recipe
 
 
@@ -30,12 +31,12 @@ def test_checkpoint_records_the_data_normalisation(mnist_ckpt):
 
 
 def test_exported_model_normalises_like_the_data_module(mnist_ckpt, mnist_root):
-    from datamodules import MNISTDataModule
-    from models import ImageClassifier
+    from cnnlab.datamodules import MNISTDataModule
+    from cnnlab.models import ImageClassifier
 
-    model, info = deployable(mnist_ckpt)
+    model, info = deployable(read_checkpoint(mnist_ckpt))
     dm = MNISTDataModule(str(mnist_root), download=False)
-    images, _ = images_of(dm, "test", 16)
+    images, _ = dm.sample_images("test", 16)
     classifier = ImageClassifier.load_from_checkpoint(mnist_ckpt, weights_only=True).eval()
     with torch.no_grad():
         expected = classifier(dm.normalize((images * 255).round().to(torch.uint8)))
@@ -47,7 +48,7 @@ def test_exported_model_normalises_like_the_data_module(mnist_ckpt, mnist_root):
 def test_export_formats_match_pytorch_at_any_batch_size(fmt, mnist_ckpt, tmp_path):
     output = tmp_path / ("model.pt" if fmt == "torchscript" else "model.pt2")
     main(["export", "--ckpt_path", str(mnist_ckpt), "--format", fmt, "--output", str(output)])
-    model, _ = deployable(mnist_ckpt)
+    model, _ = deployable(read_checkpoint(mnist_ckpt))
     loaded = torch.jit.load(output) if fmt == "torchscript" else torch.export.load(output).module()
     for batch in (1, 64):
         images = torch.rand(batch, 1, 28, 28)
@@ -67,7 +68,7 @@ def test_onnx_export_matches_pytorch_in_onnxruntime(mnist_ckpt, tmp_path, capsys
     assert "onnx check (71 test images, batches of 64 and 7)" in printed
     assert "top-1 identical on 71/71 images" in printed
     session = ort.InferenceSession(str(output), providers=["CPUExecutionProvider"])
-    model, _ = deployable(mnist_ckpt)
+    model, _ = deployable(read_checkpoint(mnist_ckpt))
     for batch in (1, 5, 64):
         images = torch.rand(batch, 1, 28, 28)
         got = session.run(None, {"images": images.numpy()})[0]
@@ -152,5 +153,5 @@ def test_image_folder_runs_record_their_estimated_normalisation(folder_root, in_
     ckpt = torch.load(ckpt_path, weights_only=True)
     estimated = ckpt["ImageFolderDataModule"]
     assert list(ckpt["hyper_parameters"]["mean"]) == estimated["mean"] and len(estimated["mean"]) == 3
-    _, info = deployable(ckpt_path)
+    _, info = deployable(read_checkpoint(ckpt_path))
     assert info["std"] == estimated["std"] and info["input_size"][0] == 3

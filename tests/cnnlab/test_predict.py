@@ -6,10 +6,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from cnnlab.models import ImageClassifier
 from PIL import Image
 
 from cnnlab.cli import main
-from models import ImageClassifier
 from tests.cli_args import QUIET, on_data, recipe
 
 CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)

@@ -4,12 +4,12 @@ import sys
 import lightning as L
 import pytest
 import torch
+from cnnlab.datamodules import MNISTDataModule
+from cnnlab.models import ImageClassifier
 
+from cnnlab.callbacks.pruning import MagnitudePruning, prunable_layers
 from cnnlab.cli import CNNLabCLI
-from cnnlab.errors import UserError
-from cnnlab.pruning import MagnitudePruning, prunable_layers
-from datamodules import MNISTDataModule
-from models import ImageClassifier
+from cnnlab.errors import ModelError, UserError
 from tests.checkpoints import make_checkpoint
 from tests.cli_args import QUIET, on_data, recipe
 from tests.cnnlab.test_cli import scalars
@@ -116,7 +116,7 @@ def test_init_from_a_different_architecture_is_a_user_error(mnist_root, tmp_path
     ckpt = make_checkpoint(tmp_path / "cnn.ckpt", arch="mnist_cnn")
     model = ImageClassifier("lenet5", in_channels=1, image_size=28, init_from=str(ckpt))
     with pytest.raises(
-        UserError, match="holds a 'mnist_cnn' with 10 classes, which does not fit this 'lenet5'"
+        ModelError, match="holds a 'mnist_cnn' with 10 classes, which does not fit this 'lenet5'"
     ):
         model.setup("fit")
     model.setup("test")  # test and predict do not read it

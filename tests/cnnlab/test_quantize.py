@@ -2,11 +2,11 @@ import io
 
 import pytest
 import torch
+from cnnlab.models.registry import get_model
 
 from cnnlab.errors import UserError
-from cnnlab.export import NormalizedModel
+from cnnlab.export_formats import NormalizedModel
 from cnnlab.quantize import calibration_batches, load_int8, quantize_int8, save_int8
-from models.registry import get_model
 
 # The int8 model may lose at most this much accuracy on the synthetic task (it loses none in practice).
 MAX_ACCURACY_DROP = 0.02

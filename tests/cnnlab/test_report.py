@@ -6,6 +6,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from PIL import Image
 
 from cnnlab.cli import main
+from cnnlab.model_card import build_model, render, summarize
 
 
 @pytest.fixture(autouse=True)
@@ -49,6 +50,9 @@ def test_unfinished_runs_show_blanks_and_predict_folders_are_left_out(fit_runs, 
     logger.log_hyperparams({"arch": "resnet18", "num_classes": 10, "in_channels": 3, "image_size": 32})
     logger.log_metrics({"train/loss": 2.3}, step=49)
     logger.finalize("success")
+    # ... and its model card, written when fit starts: the leaderboard's parameter count
+    card = render(summarize(build_model("resnet18", 10, 3, 32), (3, 32, 32), "resnet18"))
+    (logs / "cifar10_resnet18" / "version_0" / "model_summary.md").write_text(card)
     # a prediction's folder: no training, no checkpoints
     (logs / "mnist_lenet5" / "version_9").mkdir()
     (logs / "mnist_lenet5" / "version_9" / "predictions.csv").write_text("path,predicted\n")

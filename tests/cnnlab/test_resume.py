@@ -9,9 +9,16 @@ import pytest
 import torch
 from torch.utils.data import RandomSampler
 
+from cnnlab.callbacks.exact_resume import collect_rng_state, restore_rng_state
 from cnnlab.cli import CNNLabCLI
-from cnnlab.resume import collect_rng_state, restore_rng_state
 from tests.cli_args import QUIET, on_data, recipe
+
+
+@pytest.fixture(autouse=True)
+def _trust_the_test_callbacks(monkeypatch):
+    # the tests' own callbacks, named on the command line (--trainer.callbacks+=tests.cnnlab....)
+    monkeypatch.setenv("CNNLAB_TRUST", "tests.cnnlab")
+
 
 LOG: dict[str, list] = {"orders": [], "lrs": []}
 

@@ -10,9 +10,15 @@ import lightning as L
 import pytest
 import torch
 
+from cnnlab.callbacks.safety import resume_command
 from cnnlab.cli import CNNLabCLI, main
-from cnnlab.safety import resume_command
 from tests.cli_args import child_env, on_data, recipe, run_child
+
+
+@pytest.fixture(autouse=True)
+def _trust_the_test_callbacks(monkeypatch):
+    # the tests' own callbacks, named on the command line (--trainer.callbacks+=tests.cnnlab....)
+    monkeypatch.setenv("CNNLAB_TRUST", "tests.cnnlab")
 
 
 def cnnlab_process(args: list[str], cwd: Path) -> subprocess.Popen:

@@ -2,11 +2,11 @@ import sys
 
 import pytest
 import torch
+from cnnlab.models import get_model
 from torch.utils.flop_counter import FlopCounterMode
 
 from cnnlab.cli import main
-from cnnlab.summary import count_macs, summarize
-from models import get_model
+from cnnlab.model_card import count_macs, summarize
 
 
 def test_lenet5_receptive_field_and_macs_match_the_hand_computation():
@@ -74,7 +74,7 @@ def test_residual_branches_take_the_larger_field_and_global_pooling_covers_the_m
 
 def test_summary_command_prints_the_card(capsys, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["cnnlab"])
-    main(["summary", "--model.arch", "lenet5", "--model.in_channels", "1", "--model.image_size", "28"])
+    main(["summary", "--model.arch", "lenet5", "--data.in_channels", "1", "--data.image_size", "28"])
     out = capsys.readouterr().out
     assert "| features.3" in out and "240,000" in out
     assert "parameters: 61,706 (61,706 trainable)" in out

@@ -1,8 +1,7 @@
 import pytest
 import torch
 import torch.nn.functional as F
-
-from datamodules.augment import augment_batch, cutout, random_crop, random_flip
+from cnnlab.datamodules.augment import augment_batch, cutout, random_crop, random_flip
 
 
 def labelled_batch(n: int = 64, size: int = 8) -> tuple[torch.Tensor, torch.Tensor]:

@@ -2,9 +2,8 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-
-from cnnlab.errors import DataNotFoundError
-from datamodules import CIFAR10DataModule
+from cnnlab.datamodules import CIFAR10DataModule
+from cnnlab.datamodules.errors import DataNotFoundError
 
 
 def test_reads_pickled_batches(cifar_root):

@@ -5,9 +5,9 @@ import time
 
 import pytest
 import torch
+from cnnlab.datamodules import CIFAR10DataModule, ImageFolderDataModule, MNISTDataModule, memory
 from PIL import Image
 
-from datamodules import CIFAR10DataModule, ImageFolderDataModule, MNISTDataModule, memory
 from tests.fakedata import make_image_folder
 
 
@@ -59,7 +59,7 @@ def test_image_folder_cache_is_reused_and_rebuilt_when_the_images_change(tmp_pat
     decoded = []
     real_decode = memory.decode_all
     monkeypatch.setattr(memory, "decode_all", lambda *a: decoded.append(1) or real_decode(*a))
-    monkeypatch.setattr("datamodules.image_folder.decode_all", memory.decode_all)
+    monkeypatch.setattr("cnnlab.datamodules.image_folder.decode_all", memory.decode_all)
     again = load()
     assert not decoded, "an unchanged folder is read from the cache"
     assert torch.equal(again.images, first.images)
@@ -76,7 +76,7 @@ def test_image_folder_cache_is_reused_and_rebuilt_when_the_images_change(tmp_pat
 
 
 def test_image_folder_falls_back_to_per_image_path_when_too_large(folder_root, monkeypatch):
-    monkeypatch.setattr("datamodules.image_folder.MEMORY_SHARE", 1e-12)
+    monkeypatch.setattr("cnnlab.datamodules.image_folder.MEMORY_SHARE", 1e-12)
     dm = ImageFolderDataModule(str(folder_root), num_workers=0)
     with pytest.warns(UserWarning, match="too large to hold in memory"):
         dm.setup("fit")

@@ -1,9 +1,9 @@
 import shutil
 
 import pytest
+from cnnlab.datamodules import ImageFolderDataModule
+from cnnlab.datamodules.errors import DataError, DataNotFoundError
 
-from cnnlab.errors import DataNotFoundError, UserError
-from datamodules import ImageFolderDataModule
 from tests.fakedata import make_image_folder
 
 
@@ -33,7 +33,7 @@ def test_resize_grayscale_and_val_folder(tmp_path):
 def test_test_classes_must_match_training_classes(tmp_path):
     root = make_image_folder(tmp_path)
     shutil.rmtree(root / "test" / "square")
-    with pytest.raises(UserError, match=r"test/ differ from train/ \(only in train/: \['square'\]"):
+    with pytest.raises(DataError, match=r"test/ differ from train/ \(only in train/: \['square'\]"):
         ImageFolderDataModule(data_dir=str(root))
 
 

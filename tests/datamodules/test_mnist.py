@@ -1,8 +1,7 @@
 import pytest
 import torch
-
-from cnnlab.errors import DataNotFoundError
-from datamodules import MNISTDataModule
+from cnnlab.datamodules import MNISTDataModule
+from cnnlab.datamodules.errors import DataNotFoundError
 
 
 @pytest.mark.parametrize("fast", [True, False])

@@ -1,7 +1,6 @@
 import pytest
 import torch
-
-from models import get_model, list_models
+from cnnlab.models import get_model, list_models
 
 SHAPES = [(1, 28), (3, 32)]
 

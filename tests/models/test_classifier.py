@@ -1,9 +1,8 @@
 import lightning as L
 import pytest
 import torch
-
-from datamodules import MNISTDataModule
-from models import ImageClassifier
+from cnnlab.datamodules import MNISTDataModule
+from cnnlab.models import ImageClassifier
 
 ONE_CYCLE = {"class_path": "torch.optim.lr_scheduler.OneCycleLR", "init_args": {"max_lr": 0.05}}
 

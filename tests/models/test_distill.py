@@ -4,10 +4,10 @@ import sys
 import pytest
 import torch
 import torch.nn.functional as F
+from cnnlab.models import DistillationClassifier
+from cnnlab.models.distill import distillation_loss
 
 from cnnlab.cli import CNNLabCLI
-from models import DistillationClassifier
-from models.distill import distillation_loss
 from tests.checkpoints import make_checkpoint
 from tests.cli_args import QUIET, on_data, recipe, run_main
 from tests.cnnlab.test_cli import scalars
@@ -117,7 +117,7 @@ def test_teacher_changes_the_student_and_alpha_zero_is_the_plain_student(mnist_r
     [
         ("missing.ckpt", "checkpoint missing.ckpt does not exist"),
         ("foreign.ckpt", "is not a cnnlab checkpoint"),
-        ("garbage.ckpt", "is not a checkpoint that loads with weights_only=True"),
+        ("garbage.ckpt", "garbage.ckpt is not a PyTorch checkpoint"),
         ("cifar.ckpt", "teacher cifar.ckpt has num_classes=100 but the student has num_classes=10"),
     ],
 )

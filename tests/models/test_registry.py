@@ -1,8 +1,13 @@
+import re
+from pathlib import Path
+
+import cnnlab.models
 import pytest
 import torch.nn as nn
+from cnnlab.models import get_model, list_models, register_model
+from cnnlab.models.errors import UnknownNameError
 
-from cnnlab.errors import UnknownNameError
-from models import get_model, list_models, register_model
+MODELS = Path(cnnlab.models.__file__).parent
 
 
 def test_known_names_build_modules():
@@ -20,8 +25,17 @@ def test_unknown_name_lists_known_ones_and_close_matches():
 
 
 def test_duplicate_name_is_refused():
+    def lenet5(**kwargs):
+        return nn.Identity()
+
     with pytest.raises(ValueError, match="already registered"):
-        register_model("lenet5")(lambda **kw: nn.Identity())
+        register_model(lenet5)
+
+
+def test_every_architecture_is_a_def_of_its_name_in_the_models_package():
+    source = "\n".join(p.read_text() for p in MODELS.glob("*.py"))
+    for name in list_models():
+        assert re.search(rf"^@register_model\ndef {name}\(", source, re.M), name
 
 
 def test_data_arguments_go_only_to_constructors_that_take_them():

@@ -2,9 +2,9 @@
 
 import pytest
 import torch
+from cnnlab.models import get_model
+from cnnlab.models.errors import ModelError, UnknownNameError
 
-from cnnlab.errors import UnknownNameError, UserError
-from models import get_model
 from tests.fakedata import place_resnet18_weights
 
 
@@ -28,7 +28,7 @@ def test_missing_weights_offline_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     monkeypatch.setattr(torch.hub, "download_url_to_file", _no_network)
     with pytest.raises(
-        UserError, match=r"place resnet18-.*\.pth in .*checkpoints or set arch_kwargs pretrained: false"
+        ModelError, match=r"place resnet18-.*\.pth in .*checkpoints or set arch_kwargs pretrained: false"
     ):
         get_model("torchvision:resnet18", num_classes=10, pretrained=True)
 

@@ -1,9 +1,9 @@
-"""``cnnlab predict``: classify the user's image files with a trained checkpoint.
+"""``PredictionWriter``: what ``cnnlab predict`` writes.
 
-    cnnlab predict --config experiments/mnist_lenet5.yaml --ckpt_path CKPT --data.predict_dir FOLDER
+    cnnlab predict --ckpt_path CKPT --data.predict_dir FOLDER
 
 The data module reads the files (``--data.predict_dir``, see ``datamodules/predict.py``) and
-normalises them as it normalises training batches; ``ImageClassifier.predict_step`` gives the class
+normalises them as the checkpoint's training data was; ``ImageClassifier.predict_step`` gives the class
 probabilities; ``PredictionWriter`` (``--prediction.*`` options) writes them to a CSV file in the run's
 folder and prints the first rows.
 """
@@ -12,10 +12,9 @@ import csv
 import sys
 from pathlib import Path
 
-import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 
-from cnnlab.summary import markdown_table
+from cnnlab.tables import csv_cell, markdown_table
 
 
 class PredictionWriter(BasePredictionWriter):
@@ -37,7 +36,7 @@ class PredictionWriter(BasePredictionWriter):
         self._count = 0
 
     def on_predict_start(self, trainer, pl_module) -> None:
-        self.names = class_names(trainer, pl_module)
+        self.names = class_names(pl_module)
         path = Path(self.output) if self.output else Path(trainer.log_dir or ".") / "predictions.csv"
         if trainer.world_size > 1:
             path = path.with_name(f"{path.stem}-rank{trainer.global_rank}{path.suffix}")
@@ -53,7 +52,7 @@ class PredictionWriter(BasePredictionWriter):
         for path, probs, classes in zip(paths, top_probs, top_classes, strict=True):
             top5 = ";".join(f"{self._name(c)}:{p:.6f}" for c, p in zip(classes, probs, strict=True))
             row = [path, self._name(classes[0]), f"{probs[0]:.6f}", top5]
-            self._csv.writerow(row)
+            self._csv.writerow([csv_cell(c) for c in row])
             if len(self._rows) < self.show:
                 self._rows.append(row)
             self._count += 1
@@ -79,17 +78,8 @@ class PredictionWriter(BasePredictionWriter):
             self._file = None
 
 
-def class_names(trainer, pl_module) -> list[str]:
-    """The checkpoint's ``class_names`` hyperparameter, else the model's, else none."""
-    ckpt_path = trainer.ckpt_path
-    if ckpt_path and Path(ckpt_path).is_file():
-        try:
-            ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True)
-        except RuntimeError:  # not a zip archive: read it whole
-            ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        names = ckpt.get("hyper_parameters", {}).get("class_names")
-        if names:
-            return list(names)
+def class_names(pl_module) -> list[str]:
+    """The model's ``class_names`` hyperparameter (the checkpoint's, with ``--ckpt_path``), else none."""
     names = getattr(pl_module, "hparams", {}).get("class_names")
     if not names:
         print("cnnlab: the checkpoint names no classes; printing class numbers", file=sys.stderr)

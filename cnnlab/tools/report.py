@@ -3,11 +3,12 @@
     cnnlab report                       # lightning_logs/
     cnnlab report runs/ --output board.md --plot board.png
 
-Reads every run folder ``<experiment>/version_N/`` (its TensorBoard event files, ``hparams.yaml`` and
-``config.yaml``) and writes a Markdown table sorted by best validation accuracy, and a PNG with two
+Reads every run folder ``<experiment>/version_N/`` (its TensorBoard event files, and as plain data its
+``hparams.yaml``, ``config.yaml`` and ``model_summary.md``: nothing a run folder names is imported or
+built) and writes a Markdown table sorted by best validation accuracy, and a PNG with two
 panels: validation accuracy against epoch and against wall time, one line per run.
 
-* parameters: counted by building the run's architecture from its hyperparameters;
+* parameters: the count in the run's model card (``model_summary.md``);
 * wall time: from the run's first event (the logger starting) to its last training or validation
   event, so the post-fit test is left out; a resumed run includes the pause;
 * images/s: median over epochs of ``time/train_images_per_s`` (``EpochTimer``);
@@ -18,7 +19,6 @@ or ``cnnlab test``) are not runs and are left out; runs in progress or without `
 blanks.
 """
 
-import argparse
 import logging
 import re
 import statistics
@@ -29,7 +29,9 @@ from pathlib import Path
 import yaml
 
 from cnnlab.errors import UserError
-from cnnlab.summary import build_model, markdown_table
+from cnnlab.model_card import parameters_in
+from cnnlab.tables import markdown_table
+from cnnlab.tools import TOOLS
 
 FIT_TAGS = ("train/", "val/", "time/")
 
@@ -105,14 +107,9 @@ def _read_settings(run: Run, folder: Path) -> None:
     run.arch = str(settings.get("arch") or "")
     run.data = str((config.get("data") or {}).get("class_path") or "").rsplit(".", 1)[-1]
     run.data = run.data.removesuffix("DataModule")
-    if run.arch:
-        run.params = _count_params(
-            run.arch,
-            int(settings.get("num_classes") or 10),
-            int(settings.get("in_channels") or 3),
-            int(settings.get("image_size") or 32),
-            dict(settings.get("arch_kwargs") or {}),
-        )
+    card = folder / "model_summary.md"
+    if card.is_file():
+        run.params = parameters_in(card.read_text(errors="replace"))
 
 
 def _yaml(path: Path) -> dict:
@@ -122,20 +119,6 @@ def _yaml(path: Path) -> dict:
         return yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError:
         return {}
-
-
-_PARAMS: dict[str, int | None] = {}
-
-
-def _count_params(arch: str, num_classes: int, in_channels: int, image_size: int, kwargs: dict) -> int | None:
-    key = repr((arch, num_classes, in_channels, image_size, sorted(kwargs.items())))
-    if key not in _PARAMS:
-        try:
-            model = build_model(arch, num_classes, in_channels, image_size, kwargs)
-            _PARAMS[key] = sum(p.numel() for p in model.parameters())
-        except Exception:  # an architecture this version no longer builds: leave the cell blank
-            _PARAMS[key] = None
-    return _PARAMS[key]
 
 
 # -- output ---------------------------------------------------------------------------------------------
@@ -208,12 +191,10 @@ def plot(runs: list[Run], path: Path) -> None:
 
 
 # -- the command ----------------------------------------------------------------------------------------
-def parse_args(argv: list[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog="cnnlab report",
-        description="Leaderboard of the runs in a logs folder: a Markdown table sorted by best validation "
-        "accuracy and a plot of validation accuracy by epoch and by wall time.",
-    )
+def parse_args(argv: list[str]):
+    import argparse
+
+    p = argparse.ArgumentParser(prog="cnnlab report", description=TOOLS["report"].description)
     p.add_argument("logs", nargs="?", default="lightning_logs", help="logs folder (default lightning_logs)")
     p.add_argument("--output", help="Markdown file to write (default <logs>/leaderboard.md)")
     p.add_argument("--plot", help="PNG file to write (default <logs>/leaderboard.png)")

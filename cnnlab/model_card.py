@@ -1,8 +1,5 @@
-"""``cnnlab summary``: a model card, one row per layer in execution order.
-
-    cnnlab summary --model.arch resnet18
-    cnnlab summary --model.arch lenet5 --model.in_channels 1 --model.image_size 28
-    cnnlab summary --config experiments/cifar10_resnet18.yaml
+"""The model card: one row per layer in execution order (``cnnlab summary``, and ``model_summary.md`` in
+every run's folder).
 
 For every leaf module (and every other module that runs operations of its own, such as
 ``MultiheadAttention``) the table gives its output shape, parameters, multiply-accumulates (MACs) for
@@ -23,26 +20,21 @@ the kernel size with dilation, ``s`` the stride). How the rest is treated:
 
 MACs are counted by ``torch.utils.flop_counter`` (FLOPs / 2: convolutions, matrix products,
 attention); element-wise operations (activations, normalisation, additions) count as zero. The rows add
-up to the total. ``ModelSummaryFile`` writes the same table to ``model_summary.md`` in a run's folder.
+up to the total.
 """
 
-import argparse
 import math
-import sys
+import re
 from dataclasses import dataclass, field
-from pathlib import Path
 
-import lightning as L
 import torch
 import torch.nn as nn
-import yaml
-from lightning.pytorch.utilities import rank_zero_warn
-from lightning.pytorch.utilities.seed import isolate_rng
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 from torch.utils.flop_counter import FlopCounterMode
 
-from cnnlab.errors import UserError
+from cnnlab.models import get_model
+from cnnlab.tables import markdown_table
 
 aten = torch.ops.aten
 CONVOLUTIONS = {aten.convolution.default}
@@ -233,21 +225,6 @@ def count_macs(model: nn.Module, input_shape: tuple[int, ...]) -> int:
 
 
 # -- output ---------------------------------------------------------------------------------------------
-def markdown_table(header: list[str], rows: list[list], align: str = "") -> str:
-    """An aligned Markdown table; ``align`` holds ``l`` or ``r`` per column (default: left)."""
-    cells = [header] + [[str(c) for c in row] for row in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    align = align.ljust(len(header), "l")
-
-    def line(row):
-        padded = [c.rjust(w) if a == "r" else c.ljust(w) for c, w, a in zip(row, widths, align, strict=True)]
-        return "| " + " | ".join(padded) + " |"
-
-    ends = [":" if a == "r" else "-" for a in align]
-    rule = "".join("|" + "-" * (w + 1) + end for w, end in zip(widths, ends, strict=True))
-    return "\n".join([line(cells[0]), rule + "|", *(line(r) for r in cells[1:])])
-
-
 def _count(n: int) -> str:
     return f"{n:,}"
 
@@ -292,136 +269,18 @@ def render(summary: Summary) -> str:
     )
 
 
-# -- the run's copy -------------------------------------------------------------------------------------
-class ModelSummaryFile(L.Callback):
-    """Writes the model card of the model being trained to ``<run folder>/model_summary.md`` at fit
-    start (rank zero; nothing without a logger or in ``fast_dev_run``)."""
-
-    filename = "model_summary.md"
-
-    def on_fit_start(self, trainer, pl_module) -> None:
-        # trainer.log_dir broadcasts from rank zero, so every process must ask for it, before the rank test.
-        folder = trainer.log_dir if trainer.logger is not None else None
-        if not trainer.is_global_zero or trainer.fast_dev_run or folder is None:
-            return
-        hp = pl_module.hparams
-        shape = (hp.get("in_channels", 3), hp.get("image_size", 32), hp.get("image_size", 32))
-        try:
-            if "arch" in hp:  # a fresh copy: the trained one may be compiled, or on another device
-                with isolate_rng():  # its initialisation must not move the run's random stream
-                    model = build_model(
-                        hp["arch"], hp.get("num_classes", 10), *shape[:2], hp.get("arch_kwargs")
-                    )
-            else:
-                model = getattr(pl_module, "model", pl_module)
-            text = render(summarize(model, shape, hp.get("arch", "")))
-        except Exception as err:  # the card is a convenience: never stop a training run for it
-            rank_zero_warn(f"no {self.filename}: {type(err).__name__}: {err}")
-            return
-        path = Path(folder) / self.filename
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text + "\n")
-
-
 def build_model(arch: str, num_classes: int, in_channels: int, image_size: int, arch_kwargs=None):
     """The registry's ``arch``, without pretrained weights (the structure is what counts here)."""
-    import models  # noqa: F401  (registers the architectures)
-    from models.registry import get_model
-
     kwargs = dict(arch_kwargs or {})
     if kwargs.get("pretrained"):
         kwargs["pretrained"] = False
     return get_model(arch, num_classes=num_classes, in_channels=in_channels, image_size=image_size, **kwargs)
 
 
-# -- the command ----------------------------------------------------------------------------------------
-def parse_args(argv: list[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog="cnnlab summary",
-        description="Per-layer model card: output shape, parameters, multiply-accumulates and receptive "
-        "field of every layer, and the totals.",
-    )
-    p.add_argument("--config", help="a recipe (experiments/*.yaml): its model and data sections are read")
-    p.add_argument("--model.arch", dest="arch", help="registered architecture, or torchvision:<name>")
-    p.add_argument("--model.num_classes", dest="num_classes", type=int, help="classes (default 10)")
-    p.add_argument("--model.in_channels", dest="in_channels", type=int, help="input channels (default 3)")
-    p.add_argument("--model.image_size", dest="image_size", type=int, help="input side (default 32)")
-    p.add_argument(
-        "--model.arch_kwargs",
-        dest="arch_kwargs",
-        type=yaml.safe_load,
-        help="extra architecture arguments as YAML, e.g. '{imagenet_stem: true}'",
-    )
-    p.add_argument("--output", help="also write the table to this Markdown file")
-    return p.parse_args(argv)
+_PARAMETERS = re.compile(r"^- parameters: ([\d,]+)", re.M)
 
 
-def model_options(args: argparse.Namespace) -> dict:
-    """The model's options: command line over the recipe's model and data sections over defaults."""
-    options = {"arch": None, "num_classes": 10, "in_channels": 3, "image_size": 32, "arch_kwargs": {}}
-    if args.config:
-        options.update(_recipe_options(Path(args.config)))
-    for key in options:
-        if getattr(args, key) is not None:
-            options[key] = getattr(args, key)
-    if not options["arch"]:
-        raise UserError("no architecture given; pass --model.arch NAME or --config experiments/<recipe>.yaml")
-    if not isinstance(options["arch_kwargs"] or {}, dict):
-        raise UserError(f"--model.arch_kwargs must be a mapping, got {options['arch_kwargs']!r}")
-    return options
-
-
-def _recipe_options(path: Path) -> dict:
-    if not path.is_file():
-        raise UserError(f"config {path} does not exist")
-    recipe = yaml.safe_load(path.read_text()) or {}
-    model = ((recipe.get("model") or {}).get("init_args")) or {}
-    data = recipe.get("data") or {}
-    data_args = data.get("init_args") or {}
-    options = {}
-    # What the data module would pass to the model: its class attributes (MNIST, CIFAR-10) or its
-    # options (an image folder's image_size and channels).
-    data_cls = _import(data.get("class_path"))
-    for key in ("num_classes", "in_channels", "image_size"):
-        if isinstance(getattr(data_cls, key, None), int):
-            options[key] = getattr(data_cls, key)
-    if data_args.get("image_size"):
-        options["image_size"] = data_args["image_size"]
-    if data_args.get("channels"):
-        options["in_channels"] = data_args["channels"]
-    options.update({k: model[k] for k in ("arch", "num_classes", "in_channels", "image_size") if k in model})
-    if model.get("arch_kwargs"):
-        options["arch_kwargs"] = model["arch_kwargs"]
-    return options
-
-
-def _import(class_path: str | None):
-    if not class_path or "." not in class_path:
-        return None
-    import importlib
-
-    module, name = class_path.rsplit(".", 1)
-    try:
-        return getattr(importlib.import_module(module), name, None)
-    except ImportError:
-        return None
-
-
-def main(argv: list[str]) -> None:
-    args = parse_args(argv)
-    options = model_options(args)
-    shape = (options["in_channels"], options["image_size"], options["image_size"])
-    torch.manual_seed(0)
-    model = build_model(options["arch"], options["num_classes"], shape[0], shape[1], options["arch_kwargs"])
-    try:
-        text = render(summarize(model, shape, options["arch"]))
-    except RuntimeError as err:  # e.g. an image too small for the architecture
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise UserError(f"{options['arch']} cannot run on a {shape} image: {first}") from err
-    print(text)
-    if args.output:
-        Path(args.output).write_text(text + "\n")
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])
+def parameters_in(card: str) -> int | None:
+    """The parameter count a rendered model card states (``model_summary.md``), or None."""
+    match = _PARAMETERS.search(card)
+    return int(match.group(1).replace(",", "")) if match else None

@@ -9,7 +9,6 @@ variants run in one process, one after another in alternating rounds, and the me
 reported, so the ratios hold even on a busy machine.
 """
 
-import argparse
 import datetime
 import gzip
 import statistics
@@ -21,19 +20,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from cnnlab.errors import UserError
-from cnnlab.export import (
-    ONNX_HINT,
-    deployable,
-    export_onnx,
-    export_torchscript,
-    find_datamodule,
-    images_of,
-    onnx_session,
-    parse_data_overrides,
-)
+from cnnlab.cli import read_recipe
+from cnnlab.errors import DataError, UserError
+from cnnlab.export_formats import ONNX_HINT, deployable, export_onnx, export_torchscript, onnx_session
+from cnnlab.models import read_checkpoint
+from cnnlab.provenance import cpu_name
 from cnnlab.quantize import calibration_batches, load_int8, quantize_int8, save_int8
-from cnnlab.runinfo import cpu_name
+from cnnlab.tables import markdown_cell
+from cnnlab.tools import tool_parser
 
 BATCHES = (1, 64)
 
@@ -126,7 +120,8 @@ def markdown(variants: list[Variant], header: list[str]) -> str:
     for v in variants:
         r = v.results
         rows.append(
-            f"| {v.name} | {100 * r['acc']:.2f}% | {v.params:,} | {v.nonzero:,} | {r['mb']:.3f} "
+            f"| {markdown_cell(v.name)} | {100 * r['acc']:.2f}% | {v.params:,} | {v.nonzero:,} "
+            f"| {r['mb']:.3f} "
             f"| {r['gz']:.3f} | {base.results['mb'] / r['mb']:.2f}x "
             f"| {r['ms1']:.3f} | {r['ms64']:.4f} "
             f"| {base.results['ms1'] / r['ms1']:.2f}x | {base.results['ms64'] / r['ms64']:.2f}x |"
@@ -134,15 +129,16 @@ def markdown(variants: list[Variant], header: list[str]) -> str:
     return "\n".join([*header, "", *rows, ""])
 
 
-def compress(args, overrides: dict) -> str:
+def compress(args, recipe_args: list[str]) -> str:
     if args.threads:
         torch.set_num_threads(args.threads)
-    model, info = deployable(args.ckpt_path)
-    dm, why = find_datamodule(args.ckpt_path, info, args.config, overrides)
-    if dm is None:
-        raise UserError(f"the compression report needs the test and training images; {why}")
-    images, labels = images_of(dm, "test", args.limit or 10**9)
-    calibration, _ = images_of(dm, "train", args.calibration_images)
+    model, info = deployable(read_checkpoint(args.ckpt_path))
+    dm = read_recipe(recipe_args, args.ckpt_path).datamodule
+    try:
+        images, labels = dm.sample_images("test", args.limit or 10**9)
+        calibration, _ = dm.sample_images("train", args.calibration_images)
+    except DataError as err:
+        raise UserError(f"the compression report needs the test and training images; {err}") from err
     folder = Path(args.artifacts or Path(args.output).with_suffix("")).resolve()
     folder.mkdir(parents=True, exist_ok=True)
     print(f"compress: {len(images)} test images, {len(calibration)} calibration images; files in {folder}")
@@ -154,9 +150,11 @@ def compress(args, overrides: dict) -> str:
         if str(err) != ONNX_HINT:
             raise
         print(f"compress: notice: no ONNX row ({err})")
+    except ModuleNotFoundError as err:  # onnxruntime without onnx or onnxscript, which the exporter needs
+        print(f"compress: notice: no ONNX row ({err}; {ONNX_HINT.split('; ')[1]})")
     for name, ckpt in (("pruned", args.pruned), ("student", args.student)):
         if ckpt:
-            other, other_info = deployable(ckpt)
+            other, other_info = deployable(read_checkpoint(ckpt))
             if other_info["input_size"] != info["input_size"]:
                 raise UserError(
                     f"--{name} takes {other_info['input_size']} inputs, the model {info['input_size']}"
@@ -185,19 +183,13 @@ def compress(args, overrides: dict) -> str:
     return report
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="cnnlab compress",
-        description=__doc__.split("\n\n")[0].replace("``", ""),
-        epilog="Data: the run's config.yaml beside the checkpoint, --config RECIPE, and --data CLASS / "
-        "--data.KEY VALUE overrides as in cnnlab fit.",
-    )
+def parser():
+    p = tool_parser("compress", "Data: the run's config.yaml beside the checkpoint.")
     p.add_argument("--ckpt_path", required=True, help="the fp32 checkpoint written by cnnlab fit")
     p.add_argument("--pruned", help="a pruned checkpoint of the same model, for its row")
     p.add_argument("--student", help="a distilled student checkpoint, for its row")
     p.add_argument("--output", default="compression_report.md", help="Markdown file to write")
     p.add_argument("--artifacts", help="folder for the measured model files (default: OUTPUT without .md)")
-    p.add_argument("--config", action="append", default=[], help="recipe naming the data (repeatable)")
     p.add_argument("--limit", type=int, help="test images for accuracy (default: the whole test split)")
     p.add_argument("--calibration_images", type=int, default=512, help="training images for int8")
     p.add_argument("--rounds", type=int, default=7, help="alternating timing rounds per batch size")
@@ -208,5 +200,5 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args, extra = parser().parse_known_args(sys.argv[1:] if argv is None else argv)
-    compress(args, parse_data_overrides(extra))
+    args, recipe_args = parser().parse_known_args(sys.argv[1:] if argv is None else argv)
+    compress(args, recipe_args)

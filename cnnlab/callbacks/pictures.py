@@ -26,7 +26,7 @@ from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 from torchvision.utils import make_grid
 
-from cnnlab.evaluation import class_names_of
+from cnnlab.callbacks.evaluation_report import class_names_of
 from cnnlab.plots import bar_figure, confusion_matrix_figure, image_grid_figure, to_array
 
 TILE = 96  # smallest side, in pixels, of a filter or feature map tile, so 3x3 kernels are visible

@@ -1,23 +1,17 @@
-"""``run.yaml`` beside ``config.yaml`` in every run folder: what is needed to reproduce the run.
+"""Where a run's code and machine came from: git commit, package versions, device, CPU name.
 
-LightningCLI already writes the resolved config (``config.yaml``); ``RunInfo`` adds the command line,
-start time, seed, the git commit of the code (and whether the tree had uncommitted changes), the
-versions of Python and the main packages, and the device.
+``RunInfo`` writes them to every run's ``run.yaml``; benchmarks and the compression report quote them.
 """
 
-import datetime
-import os
 import platform
 import subprocess
-import sys
 from importlib import metadata
 from pathlib import Path
 
 import lightning as L
 import torch
-import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[1]  # the checkout holding cnnlab/, when it runs from one
 PACKAGES = ("torch", "torchvision", "lightning", "torchmetrics", "numpy", "jsonargparse")
 
 
@@ -65,26 +59,3 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
-
-
-class RunInfo(L.Callback):
-    """Writes ``run.yaml`` into the logger's run folder when fit (or test, validate, predict) starts."""
-
-    def setup(self, trainer, pl_module, stage: str) -> None:
-        folder = trainer.log_dir
-        if not trainer.is_global_zero or folder is None or trainer.logger is None or trainer.fast_dev_run:
-            return  # fast_dev_run logs nowhere: its log_dir is the working directory
-        seed = os.environ.get("PL_GLOBAL_SEED")
-        stage = str(getattr(stage, "value", stage))  # Lightning passes a TrainerFn enum
-        info = {
-            "command": ["cnnlab", *sys.argv[1:]],
-            "stage": stage,
-            "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "seed": int(seed) if seed is not None else None,
-            "git": git_state(),
-            "packages": package_versions(),
-            "device": device_info(trainer),
-        }
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        name = "run.yaml" if stage == "fit" else f"run_{stage}.yaml"
-        (Path(folder) / name).write_text(yaml.safe_dump(info, sort_keys=False))

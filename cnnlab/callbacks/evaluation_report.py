@@ -13,7 +13,6 @@ processes under DDP). Per class, torchmetrics' accuracy is the share of that cla
 correctly, the same number as its recall; the weighted average of accuracy is the overall accuracy.
 """
 
-import csv
 from pathlib import Path
 
 import lightning as L
@@ -28,6 +27,7 @@ from torchmetrics.classification import (
 )
 
 from cnnlab.plots import confusion_matrix_figure, save_png
+from cnnlab.tables import markdown_cell, write_csv
 
 COLUMNS = ("precision", "recall", "f1", "accuracy")
 AVERAGES = {"per_class": None, "macro avg": "macro", "weighted avg": "weighted"}
@@ -95,7 +95,8 @@ def format_markdown(rows: list[dict]) -> str:
     header = "| class | " + " | ".join(COLUMNS) + " | support |"
     lines = [header, "|---" + "|---:" * (len(COLUMNS) + 1) + "|"]
     for row in rows:
-        name = f"**{row['class']}**" if row["class"].endswith(" avg") else row["class"]
+        name = f"**{row['class']}**" if row["class"] in ("macro avg", "weighted avg") else row["class"]
+        name = markdown_cell(name)
         cells = " | ".join(f"{row[c]:.4f}" for c in COLUMNS)
         lines.append(f"| {name} | {cells} | {row['support']} |")
     return "\n".join(lines) + "\n"
@@ -103,16 +104,18 @@ def format_markdown(rows: list[dict]) -> str:
 
 def write_report(folder: Path, rows: list[dict], matrix: torch.Tensor, class_names: list[str]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / "test_report.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["class", *COLUMNS, "support"])
-        writer.writeheader()
-        writer.writerows({**r, **{c: f"{r[c]:.6f}" for c in COLUMNS}} for r in rows)
+    columns = ["class", *COLUMNS, "support"]
+    write_csv(
+        folder / "test_report.csv",
+        columns,
+        ([r["class"], *(f"{r[c]:.6f}" for c in COLUMNS), r["support"]] for r in rows),
+    )
     (folder / "test_report.md").write_text(format_markdown(rows))
-    with open(folder / "confusion_matrix.csv", "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["true \\ predicted", *class_names])
-        for name, counts in zip(class_names, matrix.tolist(), strict=True):
-            writer.writerow([name, *counts])
+    write_csv(
+        folder / "confusion_matrix.csv",
+        ["true \\ predicted", *class_names],
+        ([name, *counts] for name, counts in zip(class_names, matrix.tolist(), strict=True)),
+    )
     save_png(
         confusion_matrix_figure(matrix, class_names, title="test confusion matrix"),
         folder / "confusion_matrix.png",
