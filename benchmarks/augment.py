@@ -16,10 +16,10 @@ batch are reported.
 import time
 
 import torch
-from cnnlab.datamodules.augment import random_crop
 from torchvision.transforms import v2
 
 from benchmarks.common import machine, median, parser, table
+from cnnlab.datamodules.augment import random_crop
 
 # (recipe, batch shape, padding, mode)
 CASES = [

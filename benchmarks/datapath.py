@@ -24,14 +24,14 @@ from types import SimpleNamespace
 
 import torch
 import torch.nn.functional as F
-from cnnlab.datamodules import ImageFolderDataModule
-from cnnlab.models import get_model
 from torch.utils.data import DataLoader
 from torchvision import datasets, transforms
 
 from benchmarks.common import EXPERIMENTS, cnnlab_fit, machine, median, parser, table
 from cnnlab.callbacks import EpochTimer
 from cnnlab.cli import bf16_is_emulated
+from cnnlab.datamodules import ImageFolderDataModule
+from cnnlab.models import get_model
 
 BATCH = 64
 BF16 = ("--trainer.precision", "bf16-mixed")

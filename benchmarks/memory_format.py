@@ -12,9 +12,9 @@ import time
 
 import torch
 import torch.nn.functional as F
-from cnnlab.models import get_model
 
 from benchmarks.common import machine, median, parser, table
+from cnnlab.models import get_model
 
 BATCH = 64
 # (architecture, input channels, side, steps per measurement: about a second or more each on 2 cores)

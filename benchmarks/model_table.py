@@ -18,10 +18,10 @@ from pathlib import Path
 
 import torch
 import yaml
-from cnnlab.models import get_model, list_models
 
 from benchmarks.common import ROOT, machine, parser, table
 from cnnlab.model_card import count_macs
+from cnnlab.models import get_model, list_models
 
 RESULTS = Path(__file__).with_name("results.yaml")
 START, END = "<!-- model-table:start -->", "<!-- model-table:end -->"

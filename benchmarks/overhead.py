@@ -15,14 +15,14 @@ import time
 import lightning as L
 import torch
 import torch.nn.functional as F
-from cnnlab.datamodules import ImageFolderDataModule
-from cnnlab.datamodules.augment import augment_batch
-from cnnlab.datamodules.memory import keep_batch
-from cnnlab.models import get_model
 from torch.utils.data import DataLoader
 
 from benchmarks.common import EXPERIMENTS, cnnlab_fit, machine, median, parser, table
 from cnnlab.callbacks import EpochTimer
+from cnnlab.datamodules import ImageFolderDataModule
+from cnnlab.datamodules.augment import augment_batch
+from cnnlab.datamodules.memory import keep_batch
+from cnnlab.models import get_model
 
 BATCH = 64
 

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import torch
+
 from cnnlab.models import ImageClassifier
 
 
@@ -16,7 +17,15 @@ def make_checkpoint(
 ) -> Path:
     """What ``cnnlab fit`` saves, as far as cnnlab reads it: hyperparameters and the state dict."""
     torch.manual_seed(seed)
-    model = ImageClassifier(arch, num_classes=num_classes, in_channels=in_channels, image_size=image_size)
+    model = ImageClassifier(
+        arch,
+        num_classes=num_classes,
+        in_channels=in_channels,
+        image_size=image_size,
+        mean=[0.5] * in_channels,
+        std=[0.25] * in_channels,
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"hyper_parameters": dict(model.hparams), "state_dict": model.state_dict()}, path)
+    hparams = {**model.hparams, "_class_path": "cnnlab.models.ImageClassifier"}  # as LightningCLI saves it
+    torch.save({"hyper_parameters": hparams, "state_dict": model.state_dict()}, path)
     return path

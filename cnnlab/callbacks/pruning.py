@@ -1,15 +1,16 @@
 """Magnitude pruning during fine-tuning, with a per-layer sparsity report.
 
-``MagnitudePruning`` is Lightning's ``ModelPruning`` (L1 unstructured, global or per layer) driven by a
-schedule: at the start of each epoch from ``start_epoch`` to ``end_epoch`` the sparsity of the conv and
-linear weights rises towards ``target_sparsity`` (cubic by default: large steps first, while there are
-many small weights, then smaller ones; Zhu and Gupta, "To prune, or not to prune", 2017); the epochs
-after ``end_epoch`` fine-tune at the target. Pruning happens before an epoch's training, so each
+``MagnitudePruning`` prunes with ``torch.nn.utils.prune`` (L1 unstructured, global or per layer), as
+Lightning's ``ModelPruning`` does, driven by a schedule: at the start of each epoch from
+``start_epoch`` to ``end_epoch`` the sparsity of the conv and linear weights rises towards
+``target_sparsity`` (cubic by default: large steps first, while there are many small weights, then
+smaller ones; Zhu and Gupta, "To prune, or not to prune", 2017); the epochs after ``end_epoch``
+fine-tune at the target. Pruning happens before an epoch's training, so each
 epoch's validation and checkpoint see the same weights.
 
-* Checkpoints hold plain weights with the zeros in place (ModelPruning saves the masked weights instead
-  of ``weight_orig``/``weight_mask``), so they load into a plain model with ``weights_only=True``; at
-  the end of fit the pruning is made permanent.
+* Checkpoints hold plain weights with the zeros in place (the masked weights instead of
+  ``weight_orig``/``weight_mask``), so they load into a plain model with ``weights_only=True``; at the
+  end of fit the pruning is made permanent.
 * Each time the sparsity rises, the ``ModelCheckpoint`` callbacks forget their best checkpoints so far
   (and delete those files): a less sparse model is no candidate for "best", and the post-fit test
   measures the best checkpoint at the final sparsity.
@@ -25,8 +26,9 @@ from pathlib import Path
 import lightning as L
 import torch
 import torch.nn as nn
-from lightning.pytorch.callbacks import ModelCheckpoint, ModelPruning
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_info
+from torch.nn.utils import prune
 
 from cnnlab.errors import UserError
 
@@ -54,8 +56,12 @@ def weight_sparsity(module: nn.Module) -> tuple[int, int]:
 
 
 def sparsity_table(model: nn.Module) -> list[dict]:
+    return _table(prunable_layers(model))
+
+
+def _table(layers: list[tuple[str, nn.Module]]) -> list[dict]:
     rows = []
-    for name, module in prunable_layers(model):
+    for name, module in layers:
         zeros, total = weight_sparsity(module)
         rows.append(
             {
@@ -89,7 +95,7 @@ def test_accuracy(pl_module: L.LightningModule, datamodule: L.LightningDataModul
     return correct / max(seen, 1)
 
 
-class MagnitudePruning(ModelPruning):
+class MagnitudePruning(L.Callback):
     """L1 magnitude pruning of conv and linear weights to ``target_sparsity`` on a schedule.
 
     Args:
@@ -103,7 +109,7 @@ class MagnitudePruning(ModelPruning):
             prune each layer to the same sparsity.
         measure_before: measure the test accuracy of the starting weights at the start of fit, for the
             report (one pass over the test split).
-        verbose: ModelPruning's logging of each step: 0, 1 (global) or 2 (per layer).
+        verbose: logging of each step: 0, 1 (global sparsity) or 2 (per layer).
     """
 
     def __init__(
@@ -122,14 +128,10 @@ class MagnitudePruning(ModelPruning):
             raise UserError(f"unknown pruning schedule '{schedule}'; choose one of {', '.join(SCHEDULES)}")
         if end_epoch is not None and end_epoch < start_epoch:
             raise UserError(f"end_epoch ({end_epoch}) must not be before start_epoch ({start_epoch})")
-        super().__init__(
-            pruning_fn="l1_unstructured",
-            parameter_names=["weight"],
-            amount=self._step_amount,
-            use_global_unstructured=global_pruning,
-            make_pruning_permanent=True,
-            verbose=verbose,
-        )
+        self.global_pruning = global_pruning
+        self.verbose = verbose
+        self.pruned: list[tuple[nn.Module, str]] = []  # the (layer, "weight") pairs, found in setup
+        self._layer_names: list[str] = []
         self.target_sparsity = target_sparsity
         self.start_epoch = start_epoch
         self.end_epoch = end_epoch
@@ -160,7 +162,7 @@ class MagnitudePruning(ModelPruning):
     def _masked_fraction(self) -> float:
         """The fraction of the pruned weights that the current masks zero (0 before the first step)."""
         zeros = total = 0
-        for module, name in self._parameters_to_prune:
+        for module, name in self.pruned:
             mask = getattr(module, f"{name}_mask", None)
             total += getattr(module, name).numel()
             zeros += 0 if mask is None else int((mask == 0).sum())
@@ -178,15 +180,30 @@ class MagnitudePruning(ModelPruning):
 
     # -- hooks --------------------------------------------------------------------------------------
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        self._parameters_to_prune = [(m, "weight") for _, m in prunable_layers(pl_module)]
-        if not self._parameters_to_prune:
+        layers = prunable_layers(pl_module)
+        self.pruned = [(m, "weight") for _, m in layers]
+        self._layer_names = [name for name, _ in layers]
+        if not self.pruned:
             raise UserError("MagnitudePruning found no conv or linear layers to prune")
-        for module, _ in self._parameters_to_prune:
+        for module, _ in self.pruned:
             # torch's pruning flattens weights with view(-1), which channels-last (NHWC) weights refuse;
             # set here, before the optimizer holds them, and kept by checkpoint loading.
             module.weight.data = module.weight.data.contiguous()
         self._max_epochs = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else None
-        super().setup(trainer, pl_module, stage)
+
+    def apply_pruning(self, amount: float) -> None:
+        """Mask ``amount`` of the still unmasked weights: the smallest by magnitude, over all layers
+        together (``global_pruning``) or in each layer."""
+        if self.global_pruning:
+            prune.global_unstructured(self.pruned, pruning_method=prune.L1Unstructured, amount=amount)
+        else:
+            for module, name in self.pruned:
+                prune.l1_unstructured(module, name, amount=amount)
+        if self.verbose:
+            rows = _table(list(zip(self._layer_names, (m for m, _ in self.pruned), strict=True)))
+            lines = rows[-1:] if self.verbose == 1 else rows
+            for row in lines:
+                rank_zero_info(f"cnnlab: pruning: {row['layer']} {row['sparsity']:.2%} zeros")
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.measure_before and trainer.datamodule is not None and not trainer.fast_dev_run:
@@ -202,17 +219,23 @@ class MagnitudePruning(ModelPruning):
             if isinstance(callback, ModelCheckpoint) and callback.monitor:
                 _forget_best(trainer, callback)
 
-    # ModelPruning prunes at the end of an epoch, after its validation and checkpoint: the last step
-    # would then be neither fine-tuned nor saved. Here pruning happens in on_train_epoch_start instead.
+    # Pruning at the end of an epoch (as ModelPruning does), after its validation and checkpoint, would
+    # leave the last step neither fine-tuned nor saved; here it happens in on_train_epoch_start.
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        zeros, total = map(sum, zip(*(weight_sparsity(m) for m, _ in self._parameters_to_prune), strict=True))
+        zeros, total = map(sum, zip(*(weight_sparsity(m) for m, _ in self.pruned), strict=True))
         pl_module.log("pruning/sparsity", zeros / total)
 
-    def on_validation_epoch_end(self, trainer, pl_module) -> None:
-        pass
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        # the weights the model computes with (weight_orig * weight_mask) under their plain names
+        state = checkpoint["state_dict"]
+        for key in [k for k in state if k.endswith("_orig")]:
+            name = key.removesuffix("_orig")
+            state[name] = state.pop(key) * state.pop(f"{name}_mask")
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        super().on_train_end(trainer, pl_module)  # make the pruning permanent
+        for module, name in self.pruned:  # make the pruning permanent: plain weights with their zeros
+            if prune.is_pruned(module) and hasattr(module, f"{name}_mask"):
+                prune.remove(module, name)
         self.write_report(trainer, pl_module, accuracy_after=None)
         rank_zero_info(self.markdown())
 
@@ -244,7 +267,7 @@ class MagnitudePruning(ModelPruning):
         return folder / "pruning.md"
 
     def markdown(self) -> str:
-        scope = "global" if self._use_global_unstructured else "layer-wise"
+        scope = "global" if self.global_pruning else "layer-wise"
         lines = [
             f"# Pruning report: {scope} L1 magnitude pruning to {self.target_sparsity:.0%}, {self.schedule} "
             "schedule",

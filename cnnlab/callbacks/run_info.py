@@ -1,8 +1,10 @@
 """``run.yaml`` beside ``config.yaml`` in every run folder: what is needed to reproduce the run.
 
 LightningCLI already writes the resolved config (``config.yaml``); ``RunInfo`` adds the command line,
-start time, seed, the git commit of the code (and whether the tree had uncommitted changes), the
-versions of Python and the main packages, and the device.
+the defaults file read, start time, seed, the git commit of the code (and whether the tree had
+uncommitted changes), the versions of Python and the main packages, and the device. When Lightning's
+learning-rate finder ran (``--trainer.callbacks+=LearningRateFinder``), its suggestion, which the run
+trains with, is printed, logged as ``lr_finder/suggestion`` and added to ``run.yaml``.
 """
 
 import datetime
@@ -12,6 +14,8 @@ from pathlib import Path
 
 import lightning as L
 import yaml
+from lightning.pytorch.callbacks import LearningRateFinder
+from lightning.pytorch.utilities import rank_zero_info
 
 from cnnlab.provenance import device_info, git_state, package_versions
 from cnnlab.recipes import defaults_file
@@ -39,3 +43,25 @@ class RunInfo(L.Callback):
         Path(folder).mkdir(parents=True, exist_ok=True)
         name = "run.yaml" if stage == "fit" else f"run_{stage}.yaml"
         (Path(folder) / name).write_text(yaml.safe_dump(info, sort_keys=False))
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        # after every callback's on_fit_start, where the learning-rate finder runs
+        finders = [c for c in trainer.callbacks if isinstance(c, LearningRateFinder) and c.optimal_lr]
+        suggestion = finders[-1].optimal_lr.suggestion() if finders else None
+        if suggestion is None:
+            return
+        rank_zero_info(
+            f"cnnlab: the learning-rate finder suggests lr {suggestion:.3g}; the run trains with it"
+        )
+        for logger in trainer.loggers:
+            logger.log_metrics({"lr_finder/suggestion": suggestion}, step=trainer.global_step)
+        path = Path(trainer.log_dir or "") / "run.yaml"
+        if (
+            trainer.is_global_zero
+            and trainer.logger is not None
+            and not trainer.fast_dev_run
+            and path.is_file()
+        ):
+            info = yaml.safe_load(path.read_text())
+            info["lr_finder"] = {"suggestion": float(suggestion)}
+            path.write_text(yaml.safe_dump(info, sort_keys=False))

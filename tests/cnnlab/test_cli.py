@@ -279,3 +279,31 @@ def test_bf16_is_never_called_emulated_on_a_gpu():
     from cnnlab.cli import bf16_is_emulated
 
     assert not bf16_is_emulated("gpu") and not bf16_is_emulated("cuda")
+
+
+def test_the_learning_rate_finder_runs_from_the_command_line_and_the_run_trains_with_its_suggestion(
+    mnist_root, in_tmp
+):
+    cli = CNNLabCLI(
+        args=[
+            "fit",
+            *recipe("mnist_cnn"),
+            *on_data(mnist_root, batch_size=8, workers=0),
+            "--trainer.max_epochs",
+            "1",
+            "--trainer.callbacks+=LearningRateFinder",
+            "--trainer.callbacks.num_training_steps",
+            "40",
+            "--trainer.callbacks.early_stop_threshold",
+            "null",
+            "--test_after_fit",
+            "false",
+            *QUIET,
+        ]
+    )
+    run = in_tmp / "lightning_logs" / "mnist_cnn" / "version_0"
+    suggestion = yaml.safe_load((run / "run.yaml").read_text())["lr_finder"]["suggestion"]
+    assert suggestion != 1e-3  # not the recipe's rate
+    assert cli.model.lr == pytest.approx(suggestion)
+    assert cli.trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(suggestion)
+    assert scalars(run)["lr_finder/suggestion"][0][1] == pytest.approx(suggestion)

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from cnnlab.models import ImageClassifier
 
 from cnnlab.cli import main
+from cnnlab.models import ImageClassifier
 from tests.cli_args import QUIET, on_data, on_folder, recipe
 from tests.fakedata import make_image_folder
 

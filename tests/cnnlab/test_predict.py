@@ -1,16 +1,18 @@
 import csv
 import io
+import os
+import shutil
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from cnnlab.models import ImageClassifier
 from PIL import Image
 
 from cnnlab.cli import main
-from tests.cli_args import QUIET, on_data, recipe
+from cnnlab.models import ImageClassifier
+from tests.cli_args import QUIET, on_data, on_folder, recipe
 
 CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 
@@ -157,3 +159,35 @@ def test_predict_without_files_is_one_line(mnist_root, in_tmp, capsys):
     with pytest.raises(SystemExit):
         main([*predict, "--data.predict_dir", "missing/", *QUIET])
     assert "cnnlab: error: missing does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kind", ["mnist_lenet5", "cifar10_simplecnn", "image_folder"])
+def test_predict_needs_only_the_checkpoint(kind, mnist_root, cifar_root, folder_root, in_tmp, capsys):
+    # trained where the data is ...
+    if kind == "image_folder":
+        data = in_tmp / "photos"
+        shutil.copytree(folder_root, data)
+        main(["fit", *on_folder(data, workers=0), "--model.arch", "simplecnn", "--trainer.max_epochs", "1",
+              "--test_after_fit", "false", *QUIET])  # fmt: skip
+        ckpt_path = next(Path("lightning_logs").glob("*/version_0/checkpoints/last.ckpt"))
+        shutil.rmtree(data)
+    else:
+        ckpt_path = train_briefly(kind, mnist_root if kind.startswith("mnist") else cifar_root)
+    ckpt_path = ckpt_path.resolve()
+    hp = torch.load(ckpt_path, weights_only=True)["hyper_parameters"]
+    # ... predicted from an empty folder, with no recipe and no data set on disk
+    empty = in_tmp / "elsewhere"
+    empty.mkdir()
+    images = user_folder(in_tmp / "mine")
+    os.chdir(empty)
+    capsys.readouterr()
+    main(["predict", "--ckpt_path", str(ckpt_path), "--data.predict_dir", str(images), *QUIET])
+    rows = read_csv(next(empty.glob("lightning_logs/*/version_0/predictions.csv")))
+    assert sorted(rows) == ["big.png", "gray.png"] and sorted(p.name for p in empty.iterdir()) == [
+        "lightning_logs"
+    ]
+    model = ImageClassifier.load_from_checkpoint(ckpt_path)
+    mode = "L" if hp["in_channels"] == 1 else "RGB"
+    probs = expected_probs(model, images / "gray.png", mode, hp["image_size"], hp["mean"], hp["std"])
+    assert float(rows["gray.png"]["probability"]) == pytest.approx(probs.max().item(), abs=1e-5)
+    assert rows["gray.png"]["predicted"] == hp["class_names"][probs.argmax().item()]

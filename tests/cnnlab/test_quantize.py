@@ -2,10 +2,10 @@ import io
 
 import pytest
 import torch
-from cnnlab.models.registry import get_model
 
 from cnnlab.errors import UserError
 from cnnlab.export_formats import NormalizedModel
+from cnnlab.models.registry import get_model
 from cnnlab.quantize import calibration_batches, load_int8, quantize_int8, save_int8
 
 # The int8 model may lose at most this much accuracy on the synthetic task (it loses none in practice).

@@ -1,6 +1,7 @@
 import pytest
 import torch
 import torch.nn.functional as F
+
 from cnnlab.datamodules.augment import augment_batch, cutout, random_crop, random_flip
 
 

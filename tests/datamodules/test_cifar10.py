@@ -2,6 +2,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+
 from cnnlab.datamodules import CIFAR10DataModule
 from cnnlab.datamodules.errors import DataNotFoundError
 

@@ -5,9 +5,9 @@ import time
 
 import pytest
 import torch
-from cnnlab.datamodules import CIFAR10DataModule, ImageFolderDataModule, MNISTDataModule, memory
 from PIL import Image
 
+from cnnlab.datamodules import CIFAR10DataModule, ImageFolderDataModule, MNISTDataModule, memory
 from tests.fakedata import make_image_folder
 
 

@@ -1,9 +1,9 @@
 import shutil
 
 import pytest
+
 from cnnlab.datamodules import ImageFolderDataModule
 from cnnlab.datamodules.errors import DataError, DataNotFoundError
-
 from tests.fakedata import make_image_folder
 
 

@@ -1,5 +1,6 @@
 import pytest
 import torch
+
 from cnnlab.datamodules import MNISTDataModule
 from cnnlab.datamodules.errors import DataNotFoundError
 

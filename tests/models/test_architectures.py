@@ -1,5 +1,6 @@
 import pytest
 import torch
+
 from cnnlab.models import get_model, list_models
 
 SHAPES = [(1, 28), (3, 32)]

@@ -1,6 +1,7 @@
 import lightning as L
 import pytest
 import torch
+
 from cnnlab.datamodules import MNISTDataModule
 from cnnlab.models import ImageClassifier
 

@@ -4,10 +4,10 @@ import sys
 import pytest
 import torch
 import torch.nn.functional as F
-from cnnlab.models import DistillationClassifier
-from cnnlab.models.distill import distillation_loss
 
 from cnnlab.cli import CNNLabCLI
+from cnnlab.models import DistillationClassifier
+from cnnlab.models.distill import distillation_loss
 from tests.checkpoints import make_checkpoint
 from tests.cli_args import QUIET, on_data, recipe, run_main
 from tests.cnnlab.test_cli import scalars

@@ -1,9 +1,10 @@
 import re
 from pathlib import Path
 
-import cnnlab.models
 import pytest
 import torch.nn as nn
+
+import cnnlab.models
 from cnnlab.models import get_model, list_models, register_model
 from cnnlab.models.errors import UnknownNameError
 

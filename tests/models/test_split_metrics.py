@@ -1,7 +1,8 @@
 import pytest
 import torch
-from cnnlab.models.classifier import split_metrics
 from torchmetrics.functional.classification import multiclass_accuracy, multiclass_precision
+
+from cnnlab.models.classifier import split_metrics
 
 
 def test_a_first_batch_without_mistakes_does_not_mix_the_metrics():

@@ -2,9 +2,9 @@
 
 import pytest
 import torch
+
 from cnnlab.models import get_model
 from cnnlab.models.errors import ModelError, UnknownNameError
-
 from tests.fakedata import place_resnet18_weights
 
 

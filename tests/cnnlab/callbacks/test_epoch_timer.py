@@ -1,9 +1,9 @@
 import lightning as L
 import pytest
-from cnnlab.datamodules import MNISTDataModule
-from cnnlab.models import ImageClassifier
 
 from cnnlab.callbacks import EpochTimer
+from cnnlab.datamodules import MNISTDataModule
+from cnnlab.models import ImageClassifier
 
 
 def test_epoch_timer_counts_every_training_image_and_logs_the_rate(mnist_root, tmp_path):

@@ -121,7 +121,7 @@ def test_a_nan_loss_stops_training_with_one_line_and_keeps_the_last_good_checkpo
         main(
             [
                 *in_process_args(mnist_root),
-                "--trainer.callbacks+=tests.cnnlab.test_safety.Poison",
+                "--trainer.callbacks+=tests.cnnlab.callbacks.test_safety.Poison",
                 "--trainer.callbacks.step",
                 "8",
             ]
@@ -156,7 +156,7 @@ def test_gradient_clipping_from_the_config_with_mixed_precision(clip, mnist_root
             *clipping,
             "--trainer.fast_dev_run",
             "1",
-            "--trainer.callbacks+=tests.cnnlab.test_safety.Snapshot",
+            "--trainer.callbacks+=tests.cnnlab.callbacks.test_safety.Snapshot",
         ]
     )
     assert cli.trainer.precision == "bf16-mixed" and cli.trainer.global_step == 1

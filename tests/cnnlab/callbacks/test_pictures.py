@@ -3,7 +3,6 @@ import sys
 
 import pytest
 import torch
-from cnnlab.models import ImageClassifier, list_models
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
@@ -11,6 +10,7 @@ from torch import nn
 
 from cnnlab.callbacks.pictures import TensorBoardPictures, layer_pictures
 from cnnlab.cli import CNNLabCLI
+from cnnlab.models import ImageClassifier, list_models
 from tests.cli_args import QUIET, inside, on_data, recipe
 
 

@@ -4,12 +4,12 @@ import sys
 import lightning as L
 import pytest
 import torch
-from cnnlab.datamodules import MNISTDataModule
-from cnnlab.models import ImageClassifier
 
 from cnnlab.callbacks.pruning import MagnitudePruning, prunable_layers
 from cnnlab.cli import CNNLabCLI
+from cnnlab.datamodules import MNISTDataModule
 from cnnlab.errors import ModelError, UserError
+from cnnlab.models import ImageClassifier
 from tests.checkpoints import make_checkpoint
 from tests.cli_args import QUIET, on_data, recipe
 from tests.cnnlab.test_cli import scalars

@@ -2,11 +2,11 @@ import sys
 
 import pytest
 import torch
-from cnnlab.models import get_model
 from torch.utils.flop_counter import FlopCounterMode
 
 from cnnlab.cli import main
 from cnnlab.model_card import count_macs, summarize
+from cnnlab.models import get_model
 
 
 def test_lenet5_receptive_field_and_macs_match_the_hand_computation():

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from cnnlab.models import read_checkpoint
 
 from cnnlab.cli import main
 from cnnlab.export_formats import deployable
+from cnnlab.models import read_checkpoint
 from tests.cli_args import QUIET, inside, on_data, on_folder, recipe
 
 

@@ -122,7 +122,7 @@ def test_resume_at_an_epoch_boundary_ends_like_the_uninterrupted_run(cifar_root,
         "4",
         "--test_after_fit",
         "false",
-        "--trainer.callbacks+=tests.cnnlab.test_resume.Record",
+        "--trainer.callbacks+=tests.cnnlab.callbacks.test_exact_resume.Record",
         *QUIET,
     ]
     take_log()
@@ -131,7 +131,7 @@ def test_resume_at_an_epoch_boundary_ends_like_the_uninterrupted_run(cifar_root,
     CNNLabCLI(
         args=[
             *args,
-            "--trainer.callbacks+=tests.cnnlab.test_resume.StopAfter",
+            "--trainer.callbacks+=tests.cnnlab.callbacks.test_exact_resume.StopAfter",
             "--trainer.callbacks.epochs",
             "2",
         ]
