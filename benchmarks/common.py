@@ -23,7 +23,7 @@ def parser(description: str) -> argparse.ArgumentParser:
 
 def cnnlab_fit(args: list[str], quiet: bool = True):
     """Run ``cnnlab fit`` in this process; returns the CLI object (trainer, model, datamodule)."""
-    from cnnlab.cli import CNNLabCLI
+    from cnnlab.lightning_cli import CNNLabCLI
 
     sys.argv = ["cnnlab"]
     sink = io.StringIO()

@@ -29,8 +29,8 @@ from torchvision import datasets, transforms
 
 from benchmarks.common import EXPERIMENTS, cnnlab_fit, machine, median, parser, table
 from cnnlab.callbacks import EpochTimer
-from cnnlab.cli import bf16_is_emulated
 from cnnlab.datamodules import ImageFolderDataModule
+from cnnlab.lightning_cli import bf16_is_emulated
 from cnnlab.models import get_model
 
 BATCH = 64

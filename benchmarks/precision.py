@@ -13,7 +13,7 @@ import tempfile
 
 from benchmarks.common import EXPERIMENTS, cnnlab_fit, machine, median, parser, table
 from cnnlab.callbacks import EpochTimer
-from cnnlab.cli import bf16_is_emulated
+from cnnlab.lightning_cli import bf16_is_emulated
 
 BATCH = 64
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import lightning as L
 import torch
 
-from cnnlab.cli import CNNLabCLI
+from cnnlab.lightning_cli import CNNLabCLI
 
 
 class StopAfter(L.Callback):

@@ -15,7 +15,6 @@ from torch import nn
 from cnnlab.errors import UserError
 from cnnlab.models import Checkpoint, ImageClassifier
 
-FORMATS = {"onnx": ".onnx", "torchscript": ".pt", "exported_program": ".pt2", "int8": ".int8.pt"}
 CHECK_BATCHES = (64, 7)  # two batch sizes exercise the dynamic batch axis
 ONNX_HINT = 'onnxruntime is not installed; install the optional extra: pip install "cnnlab[onnx]"'
 

@@ -24,7 +24,6 @@ up to the total.
 """
 
 import math
-import re
 from dataclasses import dataclass, field
 
 import torch
@@ -275,12 +274,3 @@ def build_model(arch: str, num_classes: int, in_channels: int, image_size: int, 
     if kwargs.get("pretrained"):
         kwargs["pretrained"] = False
     return get_model(arch, num_classes=num_classes, in_channels=in_channels, image_size=image_size, **kwargs)
-
-
-_PARAMETERS = re.compile(r"^- parameters: ([\d,]+)", re.M)
-
-
-def parameters_in(card: str) -> int | None:
-    """The parameter count a rendered model card states (``model_summary.md``), or None."""
-    match = _PARAMETERS.search(card)
-    return int(match.group(1).replace(",", "")) if match else None

@@ -1,23 +1,27 @@
 """Architectures as plain ``nn.Module``s, looked up by name through the registry, and the one
 LightningModule that trains them (``ImageClassifier``).
 
-Importing this package registers every family, so ``get_model("resnet18")`` works. Installed, it is
-``cnnlab.models``; it imports nothing of the ``cnnlab`` application.
+``get_model("resnet18")`` builds any registered architecture (the families register themselves when the
+registry is first asked). Installed, this package is ``cnnlab.models``; it imports nothing of the
+``cnnlab`` application. Its names load on first use, so ``cnnlab.models.errors`` costs no torch import.
 """
 
-# Importing the family modules registers their architectures.
-from . import airbench, alexnet, fastcnn, lenet, mobilenet, resnet, simple, vgg, vit  # noqa: F401
-from .checkpoint import Checkpoint, read_checkpoint
-from .classifier import ImageClassifier
-from .distill import DistillationClassifier
-from .registry import get_model, list_models, register_model
+import importlib
 
-__all__ = [
-    "Checkpoint",
-    "DistillationClassifier",
-    "ImageClassifier",
-    "get_model",
-    "list_models",
-    "read_checkpoint",
-    "register_model",
-]
+_WHERE = {
+    "Checkpoint": "checkpoint",
+    "read_checkpoint": "checkpoint",
+    "ImageClassifier": "classifier",
+    "DistillationClassifier": "distill",
+    "get_model": "registry",
+    "list_models": "registry",
+    "register_model": "registry",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -25,7 +25,7 @@ from torchmetrics.classification import (
 
 from .checkpoint import read_checkpoint
 from .errors import ModelError
-from .registry import get_model
+from .registry import get_model, list_models
 
 INIT_IMAGES = 5000  # training images shown to architectures with data-dependent initialisation
 DEFAULT_OPTIMIZER = {"class_path": "torch.optim.Adam", "init_args": {"lr": 1e-3}}
@@ -78,7 +78,8 @@ class ImageClassifier(L.LightningModule):
     """Wraps the architecture ``arch`` from the registry.
 
     Args:
-        arch: registered architecture name (``cnnlab`` lists them in its error for an unknown name).
+        arch: a registered architecture: {architectures}; or ``torchvision:<name>`` for any of
+            torchvision's classification models.
         num_classes, in_channels, image_size, class_names: set from the data module by the CLI.
         mean, std: the data module's normalisation per channel, set by the CLI (or at fit start for data
             modules that estimate them), so an exported model can normalise its own inputs.
@@ -304,3 +305,7 @@ class ImageClassifier(L.LightningModule):
         if name == "ReduceLROnPlateau":
             sched["monitor"] = "val/loss"
         return {"optimizer": optimizer, "lr_scheduler": sched}
+
+
+# --model.help ImageClassifier lists the architectures (jsonargparse reads the docstring)
+ImageClassifier.__doc__ = ImageClassifier.__doc__.replace("{architectures}", ", ".join(list_models()))

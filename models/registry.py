@@ -4,6 +4,7 @@ Configs and checkpoints name architectures by string; this is the one place thos
 """
 
 import difflib
+import importlib
 import inspect
 from collections.abc import Callable
 
@@ -15,6 +16,8 @@ _MODELS: dict[str, Callable[..., nn.Module]] = {}
 
 # Arguments that come from the data (linked by the CLI); a constructor receives those it declares.
 DATA_ARGS = ("num_classes", "in_channels", "image_size")
+# The modules that register families of architectures, imported when the registry is first asked.
+FAMILIES = ("airbench", "alexnet", "fastcnn", "lenet", "mobilenet", "resnet", "simple", "vgg", "vit")
 # Prefix of torchvision's own classification models (``torchvision:resnet18``), see models/tv.py.
 TORCHVISION = "torchvision:"
 
@@ -22,6 +25,7 @@ TORCHVISION = "torchvision:"
 def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
     """Decorator: register a constructor under its function name (``def resnet20`` is ``resnet20``), so
     every architecture name is a ``def`` that grep finds. Names are unique."""
+    _register_families()  # cnnlab's own names are taken first
     name = fn.__name__
     if name in _MODELS:
         raise ValueError(f"architecture {name!r} is already registered (by {_MODELS[name].__module__})")
@@ -29,7 +33,20 @@ def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
     return fn
 
 
+_families_loaded = False
+
+
+def _register_families() -> None:
+    global _families_loaded
+    if _families_loaded:
+        return
+    _families_loaded = True  # first, as the families call register_model while they load
+    for family in FAMILIES:
+        importlib.import_module(f"{__package__}.{family}")
+
+
 def list_models() -> list[str]:
+    _register_families()
     return sorted(_MODELS)
 
 
@@ -44,6 +61,7 @@ def get_model(name: str, **kwargs) -> nn.Module:
 
         kwargs.pop("image_size", None)
         return TorchvisionClassifier(name[len(TORCHVISION) :], **kwargs)
+    _register_families()
     if name not in _MODELS:
         close = difflib.get_close_matches(name, _MODELS, n=3)
         hint = f" Did you mean {', '.join(close)}?" if close else ""

@@ -40,7 +40,7 @@ def in_tmp(tmp_path, monkeypatch):
 @pytest.fixture(scope="session")
 def fit_runs(tmp_path_factory, mnist_root):
     """Three tiny real ``cnnlab fit`` runs on the fake MNIST: (logs folder, {run: best val/acc})."""
-    from cnnlab.cli import CNNLabCLI
+    from cnnlab.lightning_cli import CNNLabCLI
     from tests.cli_args import QUIET, inside, on_data, recipe
 
     root = tmp_path_factory.mktemp("runs")

@@ -20,9 +20,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from cnnlab.cli import read_recipe
 from cnnlab.errors import DataError, UserError
 from cnnlab.export_formats import ONNX_HINT, deployable, export_onnx, export_torchscript, onnx_session
+from cnnlab.lightning_cli import read_recipe
 from cnnlab.models import read_checkpoint
 from cnnlab.provenance import cpu_name
 from cnnlab.quantize import calibration_batches, load_int8, quantize_int8, save_int8

@@ -18,12 +18,12 @@ from torch import nn
 
 from cnnlab.tools import tool_parser
 
+# format -> the default file suffix
+FORMATS = {"onnx": ".onnx", "torchscript": ".pt", "exported_program": ".pt2", "int8": ".int8.pt"}
 EPILOG = "Data for the ONNX check and int8 calibration: the run's config.yaml beside the checkpoint."
 
 
 def parser():
-    from cnnlab.export_formats import FORMATS
-
     p = tool_parser("export", EPILOG)
     p.add_argument("--ckpt_path", required=True, help="checkpoint written by cnnlab fit")
     p.add_argument("--format", required=True, help=f"one of: {', '.join(FORMATS)}")
@@ -37,7 +37,6 @@ def parser():
 
 
 def export(args, recipe_args: list[str]) -> Path:
-    from cnnlab.cli import read_recipe
     from cnnlab.errors import DataError, UserError
     from cnnlab.export_formats import (
         CHECK_BATCHES,
@@ -49,6 +48,7 @@ def export(args, recipe_args: list[str]) -> Path:
         export_torchscript,
         write_sidecar,
     )
+    from cnnlab.lightning_cli import read_recipe
     from cnnlab.models import read_checkpoint
 
     ckpt = read_checkpoint(args.ckpt_path)
@@ -122,7 +122,6 @@ def check_int8(model: nn.Module, path: Path, dm, count: int = 1000) -> str:
 def main(argv: list[str] | None = None) -> None:
     args, recipe_args = parser().parse_known_args(sys.argv[1:] if argv is None else argv)
     from cnnlab.errors import UserError
-    from cnnlab.export_formats import FORMATS
 
     if args.format not in FORMATS:
         raise UserError(f"unknown export format {args.format!r}; choose one of: {', '.join(FORMATS)}")

@@ -29,11 +29,12 @@ from pathlib import Path
 import yaml
 
 from cnnlab.errors import UserError
-from cnnlab.model_card import parameters_in
 from cnnlab.tables import markdown_table
 from cnnlab.tools import TOOLS
 
 FIT_TAGS = ("train/", "val/", "time/")
+# The totals line of a model card (cnnlab.model_card.render), read as text: no model is built
+CARD_PARAMETERS = re.compile(r"^- parameters: ([\d,]+)", re.M)
 
 
 @dataclass
@@ -109,7 +110,8 @@ def _read_settings(run: Run, folder: Path) -> None:
     run.data = run.data.removesuffix("DataModule")
     card = folder / "model_summary.md"
     if card.is_file():
-        run.params = parameters_in(card.read_text(errors="replace"))
+        found = CARD_PARAMETERS.search(card.read_text(errors="replace"))
+        run.params = int(found.group(1).replace(",", "")) if found else None
 
 
 def _yaml(path: Path) -> dict:

@@ -23,8 +23,8 @@ def parser():
 
 def main(argv: list[str] | None = None) -> None:
     args, recipe_args = parser().parse_known_args(sys.argv[1:] if argv is None else argv)
-    from cnnlab.cli import read_recipe
     from cnnlab.errors import UserError
+    from cnnlab.lightning_cli import read_recipe
     from cnnlab.model_card import render, summarize
 
     model = read_recipe(recipe_args).model

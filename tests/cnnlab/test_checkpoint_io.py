@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from cnnlab.checkpoint_io import AtomicCheckpointIO
-from cnnlab.cli import CNNLabCLI
+from cnnlab.lightning_cli import CNNLabCLI
 from tests.cli_args import QUIET, on_data, recipe, run_main
 
 

@@ -8,7 +8,7 @@ import yaml
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from cnnlab.cli import CNNLabCLI
+from cnnlab.lightning_cli import CNNLabCLI
 from tests.checkpoints import make_checkpoint
 from tests.cli_args import EXPERIMENTS, QUIET, on_data, on_folder, recipe, run_main
 from tests.fakedata import place_resnet18_weights
@@ -257,7 +257,7 @@ def test_lightnings_cloud_logger_tip_is_not_printed(mnist_root, in_tmp):
 def test_recipes_bf16_runs_as_fp32_only_where_the_cpu_would_emulate_it(
     emulated, mnist_root, in_tmp, monkeypatch
 ):
-    monkeypatch.setattr("cnnlab.cli.bf16_is_emulated", lambda accelerator: emulated)
+    monkeypatch.setattr("cnnlab.lightning_cli.bf16_is_emulated", lambda accelerator: emulated)
     seen = []
     handler = logging.Handler()
     handler.emit = lambda record: seen.append(record.getMessage())
@@ -276,7 +276,7 @@ def test_recipes_bf16_runs_as_fp32_only_where_the_cpu_would_emulate_it(
 
 
 def test_bf16_is_never_called_emulated_on_a_gpu():
-    from cnnlab.cli import bf16_is_emulated
+    from cnnlab.lightning_cli import bf16_is_emulated
 
     assert not bf16_is_emulated("gpu") and not bf16_is_emulated("cuda")
 

@@ -7,7 +7,7 @@ import torch
 import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from cnnlab.cli import CNNLabCLI
+from cnnlab.lightning_cli import CNNLabCLI
 from tests.cli_args import QUIET, on_data, recipe, run_child
 
 

@@ -13,7 +13,8 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 
 from cnnlab import recipes
 from cnnlab.callbacks import ExactResume, RunInfo, SaveOnInterrupt
-from cnnlab.cli import CNNLabCLI, build, main
+from cnnlab.cli import build, main
+from cnnlab.lightning_cli import CNNLabCLI
 from tests.cli_args import EXPERIMENTS, QUIET, on_data, run_main
 
 

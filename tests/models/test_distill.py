@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cnnlab.cli import CNNLabCLI
+from cnnlab.lightning_cli import CNNLabCLI
 from cnnlab.models import DistillationClassifier
 from cnnlab.models.distill import distillation_loss
 from tests.checkpoints import make_checkpoint

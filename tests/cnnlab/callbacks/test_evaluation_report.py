@@ -11,7 +11,7 @@ from torchmetrics.functional.classification import (
 )
 
 from cnnlab.callbacks.evaluation_report import EvaluationReport
-from cnnlab.cli import CNNLabCLI
+from cnnlab.lightning_cli import CNNLabCLI
 from tests.cli_args import QUIET, on_data, recipe
 
 # 3 classes, 10 images in two batches: class 2 is never predicted, class 1 is over-predicted.

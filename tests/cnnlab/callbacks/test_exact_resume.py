@@ -10,7 +10,7 @@ import torch
 from torch.utils.data import RandomSampler
 
 from cnnlab.callbacks.exact_resume import collect_rng_state, restore_rng_state
-from cnnlab.cli import CNNLabCLI
+from cnnlab.lightning_cli import CNNLabCLI
 from tests.cli_args import QUIET, on_data, recipe
 
 

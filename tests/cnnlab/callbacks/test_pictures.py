@@ -9,7 +9,7 @@ from tensorboard.plugins.hparams import plugin_data_pb2
 from torch import nn
 
 from cnnlab.callbacks.pictures import TensorBoardPictures, layer_pictures
-from cnnlab.cli import CNNLabCLI
+from cnnlab.lightning_cli import CNNLabCLI
 from cnnlab.models import ImageClassifier, list_models
 from tests.cli_args import QUIET, inside, on_data, recipe
 

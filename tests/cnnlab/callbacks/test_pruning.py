@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from cnnlab.callbacks.pruning import MagnitudePruning, prunable_layers
-from cnnlab.cli import CNNLabCLI
 from cnnlab.datamodules import MNISTDataModule
 from cnnlab.errors import ModelError, UserError
+from cnnlab.lightning_cli import CNNLabCLI
 from cnnlab.models import ImageClassifier
 from tests.checkpoints import make_checkpoint
 from tests.cli_args import QUIET, on_data, recipe

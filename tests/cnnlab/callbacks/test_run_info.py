@@ -6,7 +6,7 @@ import sys
 import torch
 import yaml
 
-from cnnlab.cli import CNNLabCLI
+from cnnlab.lightning_cli import CNNLabCLI
 from tests.cli_args import on_data, recipe
 
 

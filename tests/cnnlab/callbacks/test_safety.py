@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from cnnlab.callbacks.safety import resume_command
-from cnnlab.cli import CNNLabCLI, main
+from cnnlab.cli import main
+from cnnlab.lightning_cli import CNNLabCLI
 from tests.cli_args import child_env, on_data, recipe, run_child
 
 
