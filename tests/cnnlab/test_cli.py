@@ -51,6 +51,7 @@ def scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
     return {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.stem)
 def test_every_experiment_runs_fast_dev_run(recipe, roots, in_tmp, monkeypatch):
     if "pretrained: true" in recipe.read_text():
@@ -74,6 +75,7 @@ def test_every_experiment_runs_fast_dev_run(recipe, roots, in_tmp, monkeypatch):
     assert "test/acc" in cli.trainer.callback_metrics  # the post-fit test ran
 
 
+@pytest.mark.slow
 def test_fit_learns_logs_by_recipe_name_and_tests_the_best_checkpoint(mnist_root, in_tmp):
     cli = CNNLabCLI(
         args=[
@@ -109,6 +111,7 @@ def test_fit_learns_logs_by_recipe_name_and_tests_the_best_checkpoint(mnist_root
     assert len(logged["val/acc"]) == 3
 
 
+@pytest.mark.slow
 def test_resume_last_continues_in_the_same_folder_without_duplicate_steps(mnist_root, in_tmp):
     args = ["fit", *recipe("mnist_lenet5"), *on_data(mnist_root, batch_size=60, workers=0), *QUIET]
     first = CNNLabCLI(args=[*args, "--trainer.max_epochs", "1"])
@@ -124,6 +127,7 @@ def test_resume_last_continues_in_the_same_folder_without_duplicate_steps(mnist_
     assert len(logged["test/acc"]) == 1  # the first run's post-fit test is superseded
 
 
+@pytest.mark.slow
 def test_test_subcommand_takes_the_architecture_from_the_checkpoint(mnist_root, in_tmp):
     common = [*on_data(mnist_root, workers=0), *QUIET]
     brief = ["--trainer.max_epochs", "1", "--test_after_fit", "false"]
@@ -134,6 +138,7 @@ def test_test_subcommand_takes_the_architecture_from_the_checkpoint(mnist_root, 
     assert "test/acc" in cli.trainer.callback_metrics
 
 
+@pytest.mark.slow
 def test_run_time_options_on_the_command_line_win_over_the_checkpoint(mnist_root, in_tmp):
     lenet5 = recipe("mnist_lenet5")
     data = [*on_data(mnist_root), *QUIET]
@@ -163,6 +168,7 @@ def test_configs_merge_in_order_and_print(in_tmp, capsys):
     assert "num_classes" not in printed["model"]["init_args"]  # linked from the data module
 
 
+@pytest.mark.slow
 def test_subclass_mode_options(folder_root, in_tmp):
     cli = CNNLabCLI(
         args=[
@@ -281,6 +287,7 @@ def test_bf16_is_never_called_emulated_on_a_gpu():
     assert not bf16_is_emulated("gpu") and not bf16_is_emulated("cuda")
 
 
+@pytest.mark.slow
 def test_the_learning_rate_finder_runs_from_the_command_line_and_the_run_trains_with_its_suggestion(
     mnist_root, in_tmp
 ):

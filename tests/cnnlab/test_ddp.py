@@ -3,12 +3,15 @@
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from cnnlab.lightning_cli import CNNLabCLI
 from tests.cli_args import QUIET, on_data, recipe, run_child
+
+pytestmark = pytest.mark.slow  # trains for real or starts processes
 
 
 def logged(run: Path, tag: str) -> float:

@@ -14,6 +14,8 @@ from cnnlab.cli import main
 from cnnlab.models import ImageClassifier
 from tests.cli_args import QUIET, on_data, on_folder, recipe
 
+pytestmark = pytest.mark.slow  # trains for real or starts processes
+
 CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 
 

@@ -43,6 +43,7 @@ def trained():
     return model.eval(), images
 
 
+@pytest.mark.slow
 def test_int8_model_keeps_the_accuracy_of_the_float_model(trained):
     model, train_images = trained
     test_images, test_labels = quadrant_task(1000, seed=2)

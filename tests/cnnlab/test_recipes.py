@@ -32,6 +32,7 @@ def test_recipes_ship_in_the_package_and_are_found_by_name():
     assert recipes.resolve("mnist_lenet5.yaml") == recipes.resolve("mnist_lenet5")
 
 
+@pytest.mark.slow
 def test_a_recipe_name_runs_from_any_folder(mnist_root, in_tmp):
     data = on_data(mnist_root, workers=0)
     cli = CNNLabCLI(["fit", "--config", "mnist_lenet5", *data, "--trainer.max_epochs", "1",
@@ -112,6 +113,7 @@ def as_written_before(text: str) -> str:
     return text
 
 
+@pytest.mark.slow
 def test_checkpoints_and_run_folders_of_earlier_versions_still_load(mnist_root, in_tmp, capsys):
     main(["fit", "--config", "mnist_lenet5", *on_data(mnist_root, workers=0), "--trainer.max_epochs", "1",
           "--test_after_fit", "false", *QUIET])  # fmt: skip

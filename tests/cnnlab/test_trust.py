@@ -77,6 +77,7 @@ def test_a_checkpoint_naming_another_module_is_refused_before_importing_it(
     assert "Beautiful is better than ugly" not in capsys.readouterr().out  # `import this` never ran
 
 
+@pytest.mark.slow
 def test_the_torchrun_form_does_not_import_a_package_of_the_working_folder(marker, in_tmp):
     # python -m cnnlab.cli puts the working folder first on sys.path, where the named package lies
     ckpt = make_checkpoint(in_tmp / "named.ckpt")

@@ -132,6 +132,7 @@ def test_channels_last_gives_the_same_outputs():
     torch.testing.assert_close(fast(x), plain(x), rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_compiled_model_trains_and_its_checkpoint_loads_uncompiled(mnist_root, tmp_path, monkeypatch):
     compiled_with = []
     original = torch.nn.Module.compile

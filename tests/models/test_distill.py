@@ -57,6 +57,7 @@ def distill_args(mnist_root, teacher, *extra):
     return ["fit", *recipe("mnist_distill_cnn_to_lenet5"), *teacher_args, *data, *QUIET, *extra]
 
 
+@pytest.mark.slow
 def test_cli_distillation_trains_the_student_only_and_checkpoints_load_as_the_student(
     mnist_root, in_tmp, quiet_argv
 ):
@@ -94,6 +95,7 @@ def test_cli_distillation_trains_the_student_only_and_checkpoints_load_as_the_st
     assert DistillationClassifier.load_from_checkpoint(last, weights_only=True).hparams.alpha == 0.9
 
 
+@pytest.mark.slow
 def test_teacher_changes_the_student_and_alpha_zero_is_the_plain_student(mnist_root, in_tmp, quiet_argv):
     teacher = make_checkpoint(in_tmp / "teacher.ckpt", arch="mnist_cnn", seed=3)
 
@@ -112,6 +114,7 @@ def test_teacher_changes_the_student_and_alpha_zero_is_the_plain_student(mnist_r
     assert not all(torch.allclose(with_teacher[k], plain[k]) for k in plain)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "teacher, message",
     [

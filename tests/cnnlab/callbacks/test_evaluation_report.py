@@ -78,6 +78,7 @@ def test_report_files_hold_the_table_and_the_confusion_matrix(tmp_path):
     assert (folder / "confusion_matrix.png").stat().st_size > 5000
 
 
+@pytest.mark.slow
 def test_fit_prints_and_saves_the_report_in_the_run_folder(mnist_root, in_tmp, capsys):
     data = on_data(mnist_root, batch_size=50)
     cli = CNNLabCLI(args=["fit", *recipe("mnist_lenet5"), *data, "--trainer.max_epochs", "1", *QUIET])

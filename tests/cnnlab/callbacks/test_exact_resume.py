@@ -13,6 +13,8 @@ from cnnlab.callbacks.exact_resume import collect_rng_state, restore_rng_state
 from cnnlab.lightning_cli import CNNLabCLI
 from tests.cli_args import QUIET, on_data, recipe
 
+pytestmark = pytest.mark.slow  # trains for real or starts processes
+
 
 @pytest.fixture(autouse=True)
 def _trust_the_test_callbacks(monkeypatch):

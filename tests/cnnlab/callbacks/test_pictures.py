@@ -41,6 +41,7 @@ def decoded(events: EventAccumulator, tag: str) -> Image.Image:
     return Image.open(io.BytesIO(events.Images(tag)[-1].encoded_image_string))
 
 
+@pytest.mark.slow
 def test_every_picture_is_an_image_in_the_event_file(lenet_run):
     events, _ = lenet_run
     tags = events.Tags()["images"]
@@ -62,6 +63,7 @@ def test_every_picture_is_an_image_in_the_event_file(lenet_run):
     assert decoded(events, "filters/features.0").width >= 6 * 96
 
 
+@pytest.mark.slow
 def test_histograms_of_every_weight_and_gradient(lenet_run):
     events, cli = lenet_run
     names = [n.removeprefix("model.") for n, _ in cli.model.named_parameters()]

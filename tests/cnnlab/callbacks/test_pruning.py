@@ -48,6 +48,7 @@ def zeros_and_total(model: torch.nn.Module) -> tuple[int, int]:
     return sum(int((w == 0).sum()) for w in weights), sum(w.numel() for w in weights)
 
 
+@pytest.mark.slow
 def test_cli_pruning_reaches_the_target_on_schedule_and_tests_a_checkpoint_at_the_target(pruned_run):
     cli, run = pruned_run
     pruning = next(c for c in cli.trainer.callbacks if isinstance(c, MagnitudePruning))

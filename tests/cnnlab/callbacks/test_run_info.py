@@ -3,6 +3,7 @@
 import re
 import sys
 
+import pytest
 import torch
 import yaml
 
@@ -31,6 +32,7 @@ def run(mnist_root, seed: str) -> dict:
     return {k: float(v) for k, v in cli.trainer.callback_metrics.items() if not k.startswith("time/")}
 
 
+@pytest.mark.slow
 def test_same_seed_same_metrics_and_run_yaml(mnist_root, in_tmp, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["cnnlab", "fit", "--config", "x.yaml"])
     first, second, other = run(mnist_root, "7"), run(mnist_root, "7"), run(mnist_root, "8")

@@ -15,6 +15,8 @@ from cnnlab.cli import main
 from cnnlab.lightning_cli import CNNLabCLI
 from tests.cli_args import child_env, on_data, recipe, run_child
 
+pytestmark = pytest.mark.slow  # trains for real or starts processes
+
 
 @pytest.fixture(autouse=True)
 def _trust_the_test_callbacks(monkeypatch):

@@ -11,6 +11,8 @@ from cnnlab.export_formats import deployable
 from cnnlab.models import read_checkpoint
 from tests.cli_args import QUIET, inside, on_data, on_folder, recipe
 
+pytestmark = pytest.mark.slow  # trains for real or starts processes
+
 
 def tiny_fit(root: Path, data_root: Path, name: str = "mnist_lenet5") -> Path:
     """Train recipe ``name`` for one epoch on the fixture data in ``root``; the best checkpoint's path."""

@@ -8,6 +8,8 @@ from PIL import Image
 from cnnlab.cli import main
 from cnnlab.model_card import build_model, render, summarize
 
+pytestmark = pytest.mark.slow  # trains for real or starts processes
+
 
 @pytest.fixture(autouse=True)
 def _plain_argv(monkeypatch):

@@ -95,6 +95,7 @@ def test_unknown_architecture_is_one_line(capsys):
     assert err.startswith("cnnlab: error: unknown architecture 'resnet1'") and err.count("\n") == 1
 
 
+@pytest.mark.slow
 def test_fit_writes_the_model_card_to_the_run_folder(fit_runs):
     logs, _ = fit_runs
     card = (logs / "mnist_lenet5" / "version_0" / "model_summary.md").read_text()
