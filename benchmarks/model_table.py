@@ -1,34 +1,40 @@
-"""The README's model table: for every registered architecture, parameters, multiply-accumulates (MACs)
-per image, CPU inference speed, the CIFAR-10 test accuracy measured here (``benchmarks/results.yaml``,
-with the command that produced it) and published reference accuracies; then the MNIST recipes' measured
-test accuracies (the ``mnist`` section of the same file).
+"""The README's recipe table and docs/results.md, generated from ``benchmarks/results.yaml``.
 
-    python -m benchmarks.model_table            # print the table
-    python -m benchmarks.model_table --readme   # also write it into README.md between its markers
+    python -m benchmarks.model_table            # print both
+    python -m benchmarks.model_table --write    # write them into README.md (between its markers) and docs/
 
-MACs are counted as ``cnnlab summary`` counts them (``torch.utils.flop_counter``, FLOPs / 2) for one
-3x32x32 and one 1x28x28 image.
-Inference: fp32, batch 64, eval mode, median of ``--repeats`` timed batches after two warm-up ones.
+The README's table has one short row per recipe: its newest full-length result (the mean and standard
+deviation over seeds where several were run), or "not measured yet" beside the published reference.
+The results page has every run with its command, hardware, load, date and commit (full-length runs in
+the main table, shortened ones apart, labelled with their budget), the architectures' parameters and
+multiply-accumulates (counted as ``cnnlab summary`` counts them), and the dated benchmark figures.
 """
 
+import argparse
 import re
 import statistics
-import time
 from pathlib import Path
 
-import torch
 import yaml
 
-from benchmarks.common import ROOT, machine, parser, table
-from cnnlab.model_card import count_macs
-from cnnlab.models import get_model, list_models
+from cnnlab.tables import markdown_table
 
+ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).with_name("results.yaml")
-START, END = "<!-- model-table:start -->", "<!-- model-table:end -->"
+README, PAGE = ROOT / "README.md", ROOT / "docs" / "results.md"
+START, END = "<!-- recipe-table:start -->", "<!-- recipe-table:end -->"
 
-# Published CIFAR-10 test accuracies (original data, full-length training), for comparison only: the
-# shared JPEG copy costs about one to three points (see ../shared/data/README.md).
+# Published test accuracies of what a recipe trains (original data, full-length training), for comparison
+# only: the shared CIFAR-10 JPEG copy costs about one to three points (see ../shared/data/README.md).
 REFERENCES = {
+    "cifar10_resnet18": "93.02% (kuangliu/pytorch-cifar)",
+    "cifar10_resnet56": "93.03% (He et al. 2016)",
+    "cifar10_vgg16_bn": "92.64% (kuangliu/pytorch-cifar)",
+    "cifar10_mobilenetv2": "94.43% (kuangliu/pytorch-cifar)",
+    "cifar10_speedrun": "94.0% (airbench94, Jordan 2024)",
+    "mnist_lenet5": "99.05% (LeCun et al. 1998)",
+}
+ARCH_REFERENCES = {
     "resnet20": "91.25% (He et al. 2016, table 6)",
     "resnet32": "92.49% (He et al. 2016)",
     "resnet44": "92.83% (He et al. 2016)",
@@ -41,74 +47,183 @@ REFERENCES = {
 }
 
 
-def macs(model: torch.nn.Module, shape: tuple[int, ...]) -> float:
-    return count_macs(model, shape)  # the same count as `cnnlab summary`
+def load() -> dict:
+    return yaml.safe_load(RESULTS.read_text())
 
 
-def images_per_second(model: torch.nn.Module, repeats: int) -> float:
-    x = torch.randn(64, 3, 32, 32)
-    times = []
-    with torch.inference_mode():
-        for i in range(repeats + 2):
-            start = time.perf_counter()
-            model(x)
-            if i >= 2:
-                times.append(time.perf_counter() - start)
-    return 64 / statistics.median(times)
+def recipes() -> dict[str, dict]:
+    """Every packaged recipe, as YAML data (nothing it names is imported)."""
+    return {
+        p.stem: yaml.safe_load(p.read_text()) or {}
+        for p in sorted((ROOT / "experiments").glob("*.yaml"))
+        if p.stem != "defaults"
+    }
 
 
-def measured(name: str, results: dict) -> tuple[str, str]:
-    run = results.get(name)
-    if not run:
-        return "not run yet", ""
-    return f"{run['test_acc'] * 100:.2f}% ({run['epochs']} ep., {run['hardware']})", f"`{run['command']}`"
+def _percent(value: float) -> str:
+    return f"{100 * value:.2f}%"
 
 
-def rows(repeats: int) -> list[list]:
-    results = yaml.safe_load(RESULTS.read_text()) if RESULTS.is_file() else {}
-    out = []
-    for name in list_models():
-        torch.manual_seed(0)
-        cifar = get_model(name, num_classes=10, in_channels=3, image_size=32).eval()
-        mnist = get_model(name, num_classes=10, in_channels=1, image_size=28).eval()
-        acc, command = measured(name, results)
-        out.append([
-            f"`{name}`", f"{sum(p.numel() for p in cifar.parameters()) / 1e6:.3f}M",
-            f"{macs(cifar, (3, 32, 32)) / 1e6:,.1f}M", f"{macs(mnist, (1, 28, 28)) / 1e6:,.1f}M",
-            f"{images_per_second(cifar, repeats):,.0f}", acc, REFERENCES.get(name, ""), command,
-        ])  # fmt: skip
-    return out
+def _seconds(value: float) -> str:
+    minutes, seconds = divmod(round(value), 60)
+    return f"{minutes} min {seconds:02d} s" if minutes else f"{value:.0f} s"
 
 
-def mnist_rows() -> list[list]:
-    results = yaml.safe_load(RESULTS.read_text()) if RESULTS.is_file() else {}
-    return [
-        [f"`{recipe}`", f"`{run['arch']}`", f"{run['test_acc'] * 100:.2f}%", run["epochs"],
-         f"{run['wall_s']:,} s", run["hardware"], f"`{run['command']}`"]
-        for recipe, run in results.get("mnist", {}).items()
-    ]  # fmt: skip
+def _accuracy(runs: list[dict]) -> str:
+    accs = [r["test_acc"] for r in runs]
+    if len(accs) == 1:
+        return _percent(accs[0])
+    return f"{_percent(statistics.mean(accs))} ± {100 * statistics.stdev(accs):.2f} ({len(accs)} seeds)"
+
+
+def newest_full_runs(runs: list[dict], recipe: str) -> list[dict]:
+    """The full-length runs of ``recipe`` as written (its own architecture) from the newest date."""
+    full = [r for r in runs if r["recipe"] == recipe and r.get("full_length")]
+    if not full:
+        return []
+    newest = max(str(r["date"]) for r in full)
+    return [r for r in full if str(r["date"]) == newest]
+
+
+def _arch_of(recipe: dict) -> str:
+    model = (recipe.get("model") or {}).get("init_args") or {}
+    return str(model.get("arch", ""))
+
+
+def _data_of(recipe: dict) -> str:
+    name = str((recipe.get("data") or {}).get("class_path", "")).rsplit(".", 1)[-1].removesuffix("DataModule")
+    return {"CIFAR10": "CIFAR-10"}.get(name, name)
+
+
+def recipe_rows(results: dict) -> list[list]:
+    rows = []
+    for name, recipe in recipes().items():
+        runs = newest_full_runs(results["runs"], name)
+        epochs = (recipe.get("trainer") or {}).get("max_epochs", 10)
+        if runs:
+            time = _seconds(statistics.median(r["wall_s"] for r in runs))
+            accuracy, hardware = _accuracy(runs), runs[0]["hardware"]
+        else:
+            reference = REFERENCES.get(name)
+            accuracy = "not measured yet" + (f" (published {reference.split(' (')[0]})" if reference else "")
+            time, hardware = "", ""
+        rows.append([f"`{name}`", _arch_of(recipe), _data_of(recipe), accuracy, epochs, time, hardware])
+    return rows
+
+
+def readme_table(results: dict) -> str:
+    header = ["recipe", "architecture", "data", "test accuracy", "epochs", "time", "hardware"]
+    return markdown_table(header, recipe_rows(results), "lllrrrl")
+
+
+def _run_rows(runs: list[dict], budget: bool) -> list[list]:
+    rows = []
+    for r in sorted(runs, key=lambda r: (r["recipe"], r["arch"], str(r["date"]))):
+        row = [f"`{r['recipe']}`", r["arch"], r["data"], _percent(r["test_acc"]), r["epochs"]]
+        if budget:
+            row.append(r.get("budget", ""))
+        row += [
+            _seconds(r["wall_s"]),
+            r["hardware"],
+            r.get("load", ""),
+            r["date"],
+            r["commit"],
+            f"`{r['command']}`",
+        ]
+        rows.append(row)
+    return rows
+
+
+def architecture_rows() -> list[list]:
+    import torch
+
+    from cnnlab.model_card import count_macs
+    from cnnlab.models import get_model, list_models
+
+    rows = []
+    with torch.no_grad():
+        for name in list_models():
+            torch.manual_seed(0)
+            cifar = get_model(name, num_classes=10, in_channels=3, image_size=32).eval()
+            mnist = get_model(name, num_classes=10, in_channels=1, image_size=28).eval()
+            params = sum(p.numel() for p in cifar.parameters())
+            macs_cifar, macs_mnist = count_macs(cifar, (3, 32, 32)), count_macs(mnist, (1, 28, 28))
+            rows.append([f"`{name}`", f"{params / 1e6:.3f}M", f"{macs_cifar / 1e6:,.1f}M",
+                         f"{macs_mnist / 1e6:,.1f}M", ARCH_REFERENCES.get(name, "")])  # fmt: skip
+    return rows
+
+
+def results_page(results: dict) -> str:
+    runs = results["runs"]
+    head = ["recipe", "architecture", "data", "test accuracy", "epochs"]
+    tail = ["wall time", "hardware", "load", "date", "commit", "command"]
+    full = [r for r in runs if r.get("full_length")]
+    short = [r for r in runs if not r.get("full_length")]
+    bench = [[f"`{b['name']}`", b["figure"], b["hardware"], b["date"], b["commit"], f"`{b['command']}`"]
+             for b in results.get("benchmarks", [])]  # fmt: skip
+    return "\n".join(
+        [
+            "# Results",
+            "",
+            "Generated by `python -m benchmarks.model_table --write` from `benchmarks/results.yaml`;",
+            "do not edit. Test accuracies on the shared copies of the data: exact MNIST, and CIFAR-10 as",
+            "JPEG images (quality 75, about one to three points below the original data for the same",
+            "recipe). Wall time is the whole `cnnlab fit` process; it depends on the machine and its load,",
+            "accuracy does not.",
+            "",
+            "## Full-length runs",
+            "",
+            "Each recipe as written, to its last epoch.",
+            "",
+            markdown_table([*head, *tail], _run_rows(full, budget=False), "lllrr"),
+            "",
+            "## Shortened runs",
+            "",
+            "Fewer epochs or steps than the recipe (the schedule compressed into them): not comparable with",
+            "published figures, and not a ranking of the architectures.",
+            "",
+            markdown_table([*head, "budget", *tail], _run_rows(short, budget=True), "lllrr"),
+            "",
+            "## Architectures",
+            "",
+            "Parameters for 10 classes and multiply-accumulates per image, as `cnnlab summary` counts them;",
+            "published CIFAR-10 accuracies for comparison.",
+            "",
+            markdown_table(
+                ["architecture", "params", "MACs 3x32x32", "MACs 1x28x28", "published CIFAR-10"],
+                architecture_rows(),
+                "lrrrl",
+            ),
+            "",
+            "## Benchmark figures",
+            "",
+            "Medians and ratios of side-by-side runs (`docs/speed.md` says what each benchmark measures).",
+            "",
+            markdown_table(["benchmark", "figure", "hardware", "date", "commit", "command"], bench),
+            "",
+        ]
+    )
+
+
+def write_readme(table: str) -> None:
+    body = README.read_text()
+    new = re.sub(f"{re.escape(START)}.*{re.escape(END)}", f"{START}\n{table}\n{END}", body, flags=re.S)
+    if START not in body:
+        raise SystemExit(f"README.md has no {START} ... {END} markers")
+    README.write_text(new)
 
 
 def main() -> None:
-    p = parser(__doc__)
-    p.add_argument("--readme", action="store_true", help="write the table into README.md")
+    p = argparse.ArgumentParser(prog="python -m benchmarks.model_table", description=__doc__.split("\n\n")[0])
+    p.add_argument("--write", action="store_true", help="write README.md's table and docs/results.md")
     args = p.parse_args()
-    torch.set_grad_enabled(False)
-    header = ["architecture", "params (10 classes)", "MACs 3x32x32", "MACs 1x28x28", "CPU images/s",
-              "CIFAR-10 test acc. (here)", "published CIFAR-10", "command"]  # fmt: skip
-    text = f"{table(header, rows(args.repeats))}\n\nCPU images/s: fp32 inference, batch 64, {machine()}."
-    mnist = ["MNIST recipe", "architecture", "test acc. (here)", "epochs", "wall (whole process)",
-             "hardware", "command"]  # fmt: skip
-    title = "MNIST recipes (10,000 test images; a shortened run says so under hardware)"
-    text += f"\n\n{title}:\n\n{table(mnist, mnist_rows())}"
-    print(text)
-    if args.readme:
-        readme = ROOT / "README.md"
-        body = readme.read_text()
-        new = re.sub(f"{START}.*{END}", f"{START}\n{text}\n{END}", body, flags=re.S)
-        if new == body and START not in body:
-            raise SystemExit(f"README.md has no {START} ... {END} markers")
-        readme.write_text(new)
+    results = load()
+    table, page = readme_table(results), results_page(results)
+    print(table, page, sep="\n\n")
+    if args.write:
+        write_readme(table)
+        PAGE.parent.mkdir(exist_ok=True)
+        PAGE.write_text(page)
 
 
 if __name__ == "__main__":

@@ -110,10 +110,14 @@ class CNNLabCLI(LightningCLI):
         with_trainer: with ``False``, the model and data module are built, not the trainer (the tools:
             a run's trainer settings, say a GPU, need not fit the machine that exports its checkpoint).
         tool: parse for a tool reading a checkpoint: the data module stays the configured one.
+        instantiate: with ``False``, only parse (and check) the options: no file is read, nothing built.
     """
 
-    def __init__(self, args=None, run: bool = True, *, execute=True, with_trainer=True, tool=False):
+    def __init__(
+        self, args=None, run: bool = True, *, execute=True, with_trainer=True, tool=False, instantiate=True
+    ):
         self._execute, self._with_trainer, self._tool = execute, with_trainer, tool
+        self._instantiate = instantiate
         # A value in a recipe, a run's config.yaml or on the command line may name only trusted import
         # paths; the check runs before anything is imported (jsonargparse's import-path allowlist).
         set_parsing_settings(import_path_denylist=["*"], import_path_allowlist=list(trusted_imports()))
@@ -205,6 +209,8 @@ class CNNLabCLI(LightningCLI):
     def _parse_ckpt_path(self) -> None:
         """Name the run, resolve ``--ckpt_path last``, and take the model's options from the checkpoint
         (run-time options given on the command line excepted)."""
+        if not self._instantiate:
+            return
         subcommand = self.config.get("subcommand")
         cfg = self.config[subcommand] if subcommand else self.config
         logger = _tensorboard_init_args(cfg)
@@ -290,6 +296,9 @@ class CNNLabCLI(LightningCLI):
             )
 
     def instantiate_classes(self) -> None:
+        if not self._instantiate:
+            self.trainer = self.model = self.datamodule = None
+            return
         if self._with_trainer:
             return super().instantiate_classes()
         self.config_init = self.parser.instantiate_classes(self.config)
@@ -298,7 +307,7 @@ class CNNLabCLI(LightningCLI):
         self.trainer = None
 
     def _run_subcommand(self, subcommand: str) -> None:
-        if self._execute:
+        if self._execute and self._instantiate:
             super()._run_subcommand(subcommand)
 
     # -- a checkpoint must fit the data ------------------------------------------------------------

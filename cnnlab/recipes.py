@@ -32,12 +32,14 @@ def recipe_names() -> list[str]:
 
 def resolve(value: str) -> str:
     """A ``--config`` value as a file: an existing path as given, else the packaged recipe of that name
-    (``mnist_lenet5`` or ``mnist_lenet5.yaml``). YAML text given inline is left to the parser."""
+    (``mnist_lenet5``, ``mnist_lenet5.yaml``, or ``experiments/mnist_lenet5.yaml`` outside the repository).
+    YAML text given inline is left to the parser."""
     path = Path(value).expanduser()
     if path.is_file():
         return value
-    if re.fullmatch(r"[\w.-]+", value):
-        packaged = recipes_dir() / f"{value.removesuffix('.yaml').removesuffix('.yml')}.yaml"
+    if re.fullmatch(r"[\w.-]+", value) or path.parent.name == "experiments":
+        # a name, or a repository path (experiments/<name>.yaml, as commands are recorded) run elsewhere
+        packaged = recipes_dir() / f"{path.name.removesuffix('.yaml').removesuffix('.yml')}.yaml"
         if packaged.is_file() and packaged.stem != "defaults":
             return str(packaged)
     elif "\n" in value or value.lstrip().startswith("{") or ": " in value:

@@ -157,3 +157,15 @@ def test_image_folder_runs_record_their_estimated_normalisation(folder_root, in_
     assert list(ckpt["hyper_parameters"]["mean"]) == estimated["mean"] and len(estimated["mean"]) == 3
     _, info = deployable(read_checkpoint(ckpt_path))
     assert info["std"] == estimated["std"] and info["input_size"][0] == 3
+
+
+def test_compress_without_the_onnx_extra_leaves_out_the_onnx_row(mnist_ckpt, tmp_path, capsys, monkeypatch):
+    for module in ("onnxruntime", "onnxscript", "onnx"):  # as if `pip install cnnlab` without [onnx]
+        monkeypatch.setitem(sys.modules, module, None)
+    report = tmp_path / "report.md"
+    main(["compress", "--ckpt_path", str(mnist_ckpt), "--output", str(report), "--limit", "20", "--rounds", "1",
+          "--calibration_images", "32"])  # fmt: skip
+    out = capsys.readouterr().out
+    notices = [line for line in out.splitlines() if line.startswith("compress: notice: no ONNX row")]
+    assert len(notices) == 1 and "pip install" in notices[0]
+    assert "ONNX" not in report.read_text() and "| int8 |" in report.read_text()
