@@ -13,9 +13,6 @@ options (``--config``, ``--data.*``) change it.
 import sys
 from pathlib import Path
 
-import torch
-from torch import nn
-
 from cnnlab.tools import tool_parser
 
 # format -> the default file suffix
@@ -37,6 +34,8 @@ def parser():
 
 
 def export(args, recipe_args: list[str]) -> Path:
+    import torch
+
     from cnnlab.errors import DataError, UserError
     from cnnlab.export_formats import (
         CHECK_BATCHES,
@@ -96,15 +95,18 @@ def export(args, recipe_args: list[str]) -> Path:
     return output
 
 
-def export_int8(model: nn.Module, calibration: torch.Tensor, output: Path) -> None:
+def export_int8(model, calibration, output: Path) -> None:
+    """The int8 model of ``model`` (calibrated on ``calibration`` images) saved to ``output``."""
     from cnnlab.quantize import calibration_batches, quantize_int8, save_int8
 
     quantized = quantize_int8(model, calibration_batches(calibration))
     save_int8(quantized, calibration[:2], output)
 
 
-def check_int8(model: nn.Module, path: Path, dm, count: int = 1000) -> str:
+def check_int8(model, path: Path, dm, count: int = 1000) -> str:
     """Accuracy of the fp32 model and of the saved int8 file on up to ``count`` test images."""
+    import torch
+
     from cnnlab.quantize import load_int8
 
     quantized = load_int8(path)

@@ -1,5 +1,6 @@
 import contextlib
 import logging
+import subprocess
 import sys
 from pathlib import Path
 
@@ -314,3 +315,25 @@ def test_the_learning_rate_finder_runs_from_the_command_line_and_the_run_trains_
     assert cli.model.lr == pytest.approx(suggestion)
     assert cli.trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(suggestion)
     assert scalars(run)["lr_finder/suggestion"][0][1] == pytest.approx(suggestion)
+
+
+@pytest.mark.slow
+def test_help_and_the_light_tools_start_without_importing_lightning(fit_runs, tmp_path):
+    code = (
+        "import contextlib, io, sys\n"
+        "from cnnlab.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+        "    main(['--help'])\n"
+        "    for tool in ('summary', 'export'):\n"
+        "        try:\n"
+        "            main([tool, '--help'])\n"
+        "        except SystemExit:\n"
+        "            pass\n"
+        f"    main(['report', {str(fit_runs[0])!r}, '--output', {str(tmp_path / 'b.md')!r},"
+        f" '--plot', {str(tmp_path / 'b.png')!r}])\n"
+        "assert 'cnnlab summary' in out.getvalue() and 'compress' in out.getvalue()\n"
+        "print(sorted(m for m in ('lightning', 'torch', 'torchvision') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]"

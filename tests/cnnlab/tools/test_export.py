@@ -163,8 +163,8 @@ def test_compress_without_the_onnx_extra_leaves_out_the_onnx_row(mnist_ckpt, tmp
     for module in ("onnxruntime", "onnxscript", "onnx"):  # as if `pip install cnnlab` without [onnx]
         monkeypatch.setitem(sys.modules, module, None)
     report = tmp_path / "report.md"
-    main(["compress", "--ckpt_path", str(mnist_ckpt), "--output", str(report), "--limit", "20", "--rounds", "1",
-          "--calibration_images", "32"])  # fmt: skip
+    args = ["--ckpt_path", str(mnist_ckpt), "--output", str(report), "--limit", "20", "--rounds", "1"]
+    main(["compress", *args, "--calibration_images", "32"])
     out = capsys.readouterr().out
     notices = [line for line in out.splitlines() if line.startswith("compress: notice: no ONNX row")]
     assert len(notices) == 1 and "pip install" in notices[0]
