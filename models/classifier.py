@@ -210,6 +210,25 @@ class ImageClassifier(L.LightningModule):
                 break
         init(torch.cat(images)[:INIT_IMAGES])
 
+    def on_train_start(self) -> None:
+        self._check_schedule_length()
+
+    def _check_schedule_length(self) -> None:
+        """A per-step schedule must span the run: a resumed run asked to train longer (a larger
+        ``max_epochs``) would crash OneCycleLR and leave WarmupCosineLR at its final rate, silently."""
+        needed = int(self.trainer.estimated_stepping_batches)
+        for config in self.trainer.lr_scheduler_configs:
+            total = getattr(config.scheduler, "total_steps", None)
+            if config.interval != "step" or not total or needed <= total:
+                continue
+            name = type(config.scheduler).__name__
+            raise ModelError(
+                f"the {name} learning-rate schedule spans {total} steps but this run takes {needed} "
+                f"(--trainer.max_epochs {self.trainer.max_epochs}); a per-step schedule cannot be stretched "
+                "without a jump in the learning rate: resume with the original --trainer.max_epochs, or start "
+                "a new run from these weights with --model.init_from CKPT, which schedules the new length"
+            )
+
     def _record_normalisation(self) -> None:
         # Data modules that estimate mean/std in setup (image folders) have none when the CLI links them;
         # recorded here, they are saved in the checkpoint's hyperparameters for export.

@@ -10,8 +10,9 @@ import torch
 from torch.utils.data import RandomSampler
 
 from cnnlab.callbacks.exact_resume import collect_rng_state, restore_rng_state
+from cnnlab.cli import main
 from cnnlab.lightning_cli import CNNLabCLI
-from tests.cli_args import QUIET, on_data, recipe
+from tests.cli_args import QUIET, on_data, recipe, run_main
 
 pytestmark = pytest.mark.slow  # trains for real or starts processes
 
@@ -153,3 +154,30 @@ def test_resume_at_an_epoch_boundary_ends_like_the_uninterrupted_run(cifar_root,
     assert_close(a["state_dict"], b["state_dict"], "weights")
     assert_close(a["optimizer_states"], b["optimizer_states"], "optimizer")
     assert_close(a["lr_schedulers"], b["lr_schedulers"], "scheduler")
+
+
+@pytest.mark.parametrize(
+    "scheduler",
+    [
+        ["--lr_scheduler", "OneCycleLR", "--lr_scheduler.max_lr", "0.01"],
+        ["--lr_scheduler", "WarmupCosineLR", "--lr_scheduler.warmup", "0.1"],
+    ],
+    ids=["onecycle", "warmup_cosine"],
+)
+def test_a_resumed_per_step_schedule_refuses_to_train_longer_in_one_line(
+    scheduler, mnist_root, in_tmp, capsys
+):
+    args = [
+        "fit",
+        *recipe("mnist_lenet5"),
+        *on_data(mnist_root, batch_size=60, workers=0),
+        *scheduler,
+        *QUIET,
+    ]
+    main([*args, "--trainer.max_epochs", "1", "--test_after_fit", "false"])
+    last = in_tmp / "lightning_logs" / "mnist_lenet5" / "version_0" / "checkpoints" / "last.ckpt"
+    before = last.read_bytes()
+    code, err = run_main([*args, "--trainer.max_epochs", "2", "--ckpt_path", "last"], capsys)
+    assert code == 2 and err.count("\n") == 0
+    assert "learning-rate schedule spans 6 steps but this run takes 12" in err and "--model.init_from" in err
+    assert last.read_bytes() == before  # the checkpoint is kept as it was
