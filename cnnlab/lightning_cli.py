@@ -22,6 +22,7 @@ Lightning.
 """
 
 import atexit
+import contextlib
 import difflib
 import logging
 import os
@@ -38,7 +39,7 @@ import torch
 import yaml
 from jsonargparse import ArgumentError, set_parsing_settings
 from lightning.pytorch.cli import LightningCLI, LRSchedulerTypeTuple
-from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_only, rank_zero_warn
 from torch.optim import Optimizer
 
 from cnnlab import recipes
@@ -220,12 +221,15 @@ class CNNLabCLI(LightningCLI):
             _check_writable(Path(logger["save_dir"]))
         if not subcommand:
             return  # run=False: no checkpoint options
+        claim = logger is not None and self._execute and not cfg.trainer.get("fast_dev_run")
         if cfg.get("ckpt_path") == "last" and logger is not None:
             cfg["ckpt_path"] = _newest_last_checkpoint(Path(logger["save_dir"]) / logger["name"])
         if cfg.get("weights_only") is None:
             cfg["weights_only"] = True  # Lightning's own loading, too, takes tensors and plain values only
         ckpt_path = cfg.get("ckpt_path")
         if not ckpt_path or ckpt_path in ("best", "last", "hpc"):
+            if claim:
+                _claim_version(logger)
             return
         ckpt = read_checkpoint(ckpt_path, keep=True)  # one line for broken files; Lightning reuses it
         self._checkpoint = ckpt
@@ -241,11 +245,11 @@ class CNNLabCLI(LightningCLI):
         data = cfg.get("data")
         if (subcommand == "predict" and not self._tool) or (data and data.class_path == FILES):
             updates["data"] = _files_from_checkpoint(ckpt, cfg)
+        if claim:
+            _claim_version(logger)
         if updates:
-            self.config = self.parser.parse_object(
-                {subcommand: updates} if subcommand else updates, self.config
-            )
-            cfg = self.config[subcommand] if subcommand else self.config
+            self.config = self.parser.parse_object({subcommand: updates}, self.config)
+            cfg = self.config[subcommand]
             for key, value in runtime.items():
                 cfg.model.init_args[key] = value
 
@@ -539,6 +543,33 @@ def _continue_run(logger, ckpt_path: Path, global_step: int) -> None:
         warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
         # TensorBoard drops events the interrupted run wrote past the checkpoint, so no step appears twice.
         logger["purge_step"] = global_step
+
+
+def _claim_version(logger) -> None:
+    """Give the run its own ``version_N`` folder, made with ``mkdir`` (atomic), so that runs of one recipe
+    started together never share a folder (TensorBoardLogger only counts the existing ones). On global
+    rank zero only: the other processes of a DDP run log into rank zero's folder."""
+    if logger.get("version") is not None or rank_zero_only.rank != 0:
+        return
+    root = Path(logger["save_dir"]) / str(logger["name"])
+    root.mkdir(parents=True, exist_ok=True)
+    found = (re.fullmatch(r"version_(\d+)", p.name) for p in root.iterdir())
+    version = max((int(m.group(1)) for m in found if m), default=-1) + 1
+    while True:
+        folder = root / f"version_{version}"
+        try:
+            folder.mkdir()
+        except FileExistsError:  # another run took it first
+            version += 1
+            continue
+        logger["version"] = version
+        atexit.register(_remove_if_empty, folder)  # a run that failed before writing leaves no folder
+        return
+
+
+def _remove_if_empty(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        folder.rmdir()
 
 
 def _runtime_options_given(args) -> set[str]:

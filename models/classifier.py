@@ -224,9 +224,10 @@ class ImageClassifier(L.LightningModule):
             name = type(config.scheduler).__name__
             raise ModelError(
                 f"the {name} learning-rate schedule spans {total} steps but this run takes {needed} "
-                f"(--trainer.max_epochs {self.trainer.max_epochs}); a per-step schedule cannot be stretched "
-                "without a jump in the learning rate: resume with the original --trainer.max_epochs, or start "
-                "a new run from these weights with --model.init_from CKPT, which schedules the new length"
+                f"(--trainer.max_epochs {self.trainer.max_epochs}); a per-step schedule cannot be "
+                "stretched without a jump in the learning rate: resume with the original "
+                "--trainer.max_epochs, or start a new run from these weights with --model.init_from CKPT, "
+                "which schedules the new length"
             )
 
     def _record_normalisation(self) -> None:

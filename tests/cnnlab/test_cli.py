@@ -11,7 +11,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from cnnlab.lightning_cli import CNNLabCLI
 from tests.checkpoints import make_checkpoint
-from tests.cli_args import EXPERIMENTS, QUIET, on_data, on_folder, recipe, run_main
+from tests.cli_args import EXPERIMENTS, QUIET, child_env, on_data, on_folder, recipe, run_main
 from tests.fakedata import place_resnet18_weights
 
 RECIPES = sorted(p for p in EXPERIMENTS.glob("*.yaml") if p.name != "defaults.yaml")
@@ -337,3 +337,22 @@ def test_help_and_the_light_tools_start_without_importing_lightning(fit_runs, tm
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.slow
+def test_runs_of_one_recipe_started_together_each_get_their_own_folder(mnist_root, in_tmp):
+    short = ["--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2", "--test_after_fit", "false"]
+    args = ["fit", *recipe("mnist_lenet5"), *on_data(mnist_root, batch_size=60, workers=0), *QUIET, *short]
+    for _ in range(2):
+        runs = [
+            subprocess.Popen([sys.executable, "-m", "cnnlab.cli", *args], cwd=in_tmp, env=child_env(),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            for _ in range(3)
+        ]  # fmt: skip
+        for run in runs:
+            assert run.wait(timeout=300) == 0, run.stderr.read()[-2000:]
+    folders = sorted((in_tmp / "lightning_logs" / "mnist_lenet5").iterdir())
+    assert [f.name for f in folders] == [f"version_{i}" for i in range(6)]
+    for folder in folders:  # each run wrote its own record and checkpoint
+        assert (folder / "run.yaml").is_file() and (folder / "checkpoints" / "last.ckpt").is_file()
+        assert len(list(folder.glob("events.out.tfevents.*"))) == 1
