@@ -184,6 +184,13 @@ class CNNLabCLI(LightningCLI):
             default=True,
             help="After fit, test the best checkpoint (fit only).",
         )
+        parser.add_argument(
+            "--relabel_classes",
+            type=bool,
+            default=False,
+            help="With --ckpt_path: accept data whose class names differ from the checkpoint's (the same "
+            "classes in the same order under other names); refused otherwise.",
+        )
         # predict: where the CSV goes and how many rows are printed (--prediction.output, .show)
         parser.add_lightning_class_args(PredictionWriter, "prediction")
 
@@ -325,6 +332,14 @@ class CNNLabCLI(LightningCLI):
                     f"checkpoint {ckpt.path} has {key}={theirs} but the data has {key}={ours}; pass data "
                     "of the same kind as the checkpoint was trained on"
                 )
+        theirs, ours = hparams.get("class_names"), getattr(self.datamodule, "class_names", None)
+        subcommand_cfg = self.config[self.subcommand]
+        if theirs and ours and list(theirs) != list(ours) and not subcommand_cfg.get("relabel_classes"):
+            raise UserError(
+                f"checkpoint {ckpt.path} was trained on the classes {list(theirs)} but the data has "
+                f"{list(ours)}; its outputs would be read as the wrong classes. Pass the data it was trained "
+                "on, or --relabel_classes true if the data's classes are the same ones under other names"
+            )
 
     def before_fit(self) -> None:
         self._check_checkpoint_fits_data()

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import lightning as L
 import torch
 
 from cnnlab.models import ImageClassifier
@@ -27,5 +28,12 @@ def make_checkpoint(
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     hparams = {**model.hparams, "_class_path": "cnnlab.models.ImageClassifier"}  # as LightningCLI saves it
-    torch.save({"hyper_parameters": hparams, "state_dict": model.state_dict()}, path)
+    torch.save(
+        {
+            "hyper_parameters": hparams,
+            "state_dict": model.state_dict(),
+            "pytorch-lightning_version": L.__version__,
+        },
+        path,
+    )
     return path

@@ -9,6 +9,7 @@ import torch
 
 from cnnlab.cli import main
 from cnnlab.models import ImageClassifier
+from tests.checkpoints import make_checkpoint
 from tests.cli_args import QUIET, on_data, on_folder, recipe
 from tests.fakedata import make_image_folder
 
@@ -126,3 +127,25 @@ def test_output_folder_that_is_not_writable(mnist_root, in_tmp, capsys):
     msg = one_line_error(["fit", *LENET, *mnist(mnist_root), *out], capsys)
     assert msg.startswith("output folder a_file/logs is not writable")
     assert not list(in_tmp.glob("**/*.ckpt"))
+
+
+def test_checkpoint_whose_class_names_differ_from_the_data_names_both(in_tmp, capsys):
+    ckpt = make_checkpoint(in_tmp / "shapes.ckpt", "simplecnn", in_channels=3, image_size=24, num_classes=3)
+    saved = torch.load(ckpt, weights_only=True)
+    saved["hyper_parameters"]["class_names"] = ["circle", "square", "triangle"]
+    torch.save(saved, ckpt)
+    renamed = make_image_folder(in_tmp / "renamed", classes=("cat", "dog", "fox"))
+    args = [
+        "test",
+        *on_folder(renamed, workers=0),
+        "--model.arch",
+        "simplecnn",
+        "--ckpt_path",
+        str(ckpt),
+        *QUIET,
+    ]
+    msg = one_line_error(args, capsys)
+    assert "['circle', 'square', 'triangle'] but the data has ['cat', 'dog', 'fox']" in msg
+    assert "--relabel_classes true" in msg
+    main([*args, "--relabel_classes", "true"])  # the user says they are the same classes: tested
+    assert "Test report (18 images)" in capsys.readouterr().out
