@@ -9,6 +9,7 @@
 """
 
 import os
+import re
 import uuid
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,31 @@ import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from cnnlab.models.checkpoint import take_checkpoint
+
+TEMPORARY = ".tmp"  # .<checkpoint name>.<pid>.<random>.tmp beside the checkpoint, while it is written
+_TEMPORARY = re.compile(r"\.(.+\.ckpt)\.(\d+)\.[0-9a-f]{8}\.tmp")
+
+
+def remove_leftovers(folder) -> list[Path]:
+    """Delete the temporary files that writes interrupted by a crash or SIGKILL left in ``folder`` (those
+    of processes no longer running); returns them."""
+    removed = []
+    for path in Path(folder).glob(f".*{TEMPORARY}") if Path(folder).is_dir() else []:
+        match = _TEMPORARY.fullmatch(path.name)
+        if match and not _running(int(match.group(2))):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -34,7 +60,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             return super().save_checkpoint(checkpoint, path, storage_options)
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}{TEMPORARY}")
         # os.open with mode 0o666, not mkstemp (0o600): the checkpoint gets the usual umask permissions
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         try:

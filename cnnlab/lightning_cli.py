@@ -58,6 +58,8 @@ from cnnlab.schedulers import WarmupCosineLR  # noqa: F401  (makes --lr_schedule
 
 # Packages of the user's own whose classes recipes may name too (callbacks, data modules), comma-separated.
 TRUST_VARIABLE = "CNNLAB_TRUST"
+# ImageClassifier lowers log_every_n_steps itself when an epoch has few batches.
+warnings.filterwarnings("ignore", message=r"The number of training batches .* is smaller than the logging")
 # Raised inside Lightning on every run with recent torch; nothing a cnnlab user can act on.
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
 # Lightning advertises its cloud logger at the start of every run; cnnlab logs to TensorBoard.

@@ -27,6 +27,7 @@ from .checkpoint import read_checkpoint
 from .errors import ModelError
 from .registry import get_model, list_models
 
+LOG_POINTS = 4  # train/loss points per epoch at the least, however few the batches
 INIT_IMAGES = 5000  # training images shown to architectures with data-dependent initialisation
 DEFAULT_OPTIMIZER = {"class_path": "torch.optim.Adam", "init_args": {"lr": 1e-3}}
 
@@ -212,6 +213,12 @@ class ImageClassifier(L.LightningModule):
 
     def on_train_start(self) -> None:
         self._check_schedule_length()
+        # At least LOG_POINTS train/loss points per epoch on small data: 9 batches an epoch and
+        # log_every_n_steps 50 would give one point per run.
+        batches = self.trainer.num_training_batches
+        every = self.trainer.log_every_n_steps
+        if every > 0 and batches != float("inf") and batches < every * LOG_POINTS:
+            self.trainer.log_every_n_steps = max(1, int(batches) // LOG_POINTS)
 
     def _check_schedule_length(self) -> None:
         """A per-step schedule must span the run: a resumed run asked to train longer (a larger

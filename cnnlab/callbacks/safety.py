@@ -18,6 +18,7 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from cnnlab.checkpoint_io import remove_leftovers
 from cnnlab.errors import UserError
 
 
@@ -39,6 +40,13 @@ class SaveOnInterrupt(L.Callback):
 
     def __init__(self):
         self.saved_to: str | None = None
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        # a write that a crash or SIGKILL interrupted left a temporary file: remove it as the run starts again
+        folder = _checkpoint_folder(trainer)
+        if trainer.is_global_zero and folder:
+            for path in remove_leftovers(folder):
+                print(f"cnnlab: removed {path}, left by an interrupted checkpoint write", file=sys.stderr)
 
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
         if not isinstance(exception, (KeyboardInterrupt, SIGTERMException)) or trainer.state.fn != "fit":

@@ -1,6 +1,7 @@
 """Checkpoint files: every one cnnlab writes loads with weights_only=True, pickled code is refused without
 running, and a failed write leaves the previous checkpoint whole."""
 
+import os
 import pathlib
 import sys
 from pathlib import Path
@@ -76,3 +77,17 @@ def test_a_failed_write_keeps_the_previous_checkpoint_and_leaves_no_partial_file
 def test_runs_write_checkpoints_through_the_atomic_writer(mnist_root, in_tmp):
     cli = CNNLabCLI(args=["fit", *mnist_args(mnist_root), "--trainer.fast_dev_run", "1"])
     assert isinstance(cli.trainer.strategy.checkpoint_io, AtomicCheckpointIO)
+
+
+def test_a_resumed_run_removes_the_temporary_files_of_interrupted_writes(mnist_root, in_tmp, capsys):
+    args = ["fit", *mnist_args(mnist_root), "--test_after_fit", "false"]
+    CNNLabCLI(args=[*args, "--trainer.max_epochs", "1"])
+    folder = in_tmp / "lightning_logs" / "mnist_lenet5" / "version_0" / "checkpoints"
+    dead = folder / ".last.ckpt.4194000.0123abcd.tmp"  # a writer that was killed (no such process)
+    alive = folder / f".last.ckpt.{os.getpid()}.89abcdef.tmp"  # one still writing: left alone
+    for path in (dead, alive):
+        path.write_bytes(b"PK\x03\x04 half a checkpoint")
+    capsys.readouterr()
+    CNNLabCLI(args=[*args, "--trainer.max_epochs", "2", "--ckpt_path", "last"])
+    assert not dead.exists() and alive.exists()
+    assert f"cnnlab: removed {dead.relative_to(in_tmp)}, left by an interrupted" in capsys.readouterr().err

@@ -356,3 +356,13 @@ def test_runs_of_one_recipe_started_together_each_get_their_own_folder(mnist_roo
     for folder in folders:  # each run wrote its own record and checkpoint
         assert (folder / "run.yaml").is_file() and (folder / "checkpoints" / "last.ckpt").is_file()
         assert len(list(folder.glob("events.out.tfevents.*"))) == 1
+
+
+def test_small_data_still_logs_the_training_loss_a_few_times_per_epoch(mnist_root, in_tmp):
+    # 360 training images in batches of 40: 9 batches an epoch, fewer than log_every_n_steps (50)
+    CNNLabCLI(args=["fit", *recipe("mnist_lenet5"), *on_data(mnist_root, batch_size=40, workers=0),
+                    "--trainer.max_epochs", "2", "--test_after_fit", "false", *QUIET])  # fmt: skip
+    steps = [
+        step for step, _ in scalars(in_tmp / "lightning_logs" / "mnist_lenet5" / "version_0")["train/loss"]
+    ]
+    assert len(steps) >= 8 and steps == sorted(set(steps))  # at least four per epoch, each step once
