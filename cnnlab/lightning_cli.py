@@ -346,12 +346,19 @@ class CNNLabCLI(LightningCLI):
     def before_fit(self) -> None:
         self._check_checkpoint_fits_data()
 
-    before_validate = before_test = before_predict = before_fit
+    def before_validate(self) -> None:
+        self._check_checkpoint_fits_data()
+        if not self.config[self.subcommand].get("ckpt_path") and not self.model.hparams.get("init_from"):
+            _untrained(self.subcommand, "pass the checkpoint to measure with --ckpt_path CKPT")
+
+    before_test = before_predict = before_validate
 
     # -- after fit: test the best checkpoint ---------------------------------------------------------
     def after_fit(self) -> None:
         if not self.config.fit.get("test_after_fit", True) or self.trainer.interrupted:
             return
+        if self.trainer.global_step == 0 and not self.model.hparams.get("init_from"):
+            _untrained("the post-fit test", "no training step ran (--trainer.max_epochs 0?)")
         best = getattr(self.trainer.checkpoint_callback, "best_model_path", "")
         self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best or None, weights_only=True)
 
@@ -560,6 +567,14 @@ def _continue_run(logger, ckpt_path: Path, global_step: int) -> None:
         warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
         # TensorBoard drops events the interrupted run wrote past the checkpoint, so no step appears twice.
         logger["purge_step"] = global_step
+
+
+def _untrained(what: str, hint: str) -> None:
+    if rank_zero_only.rank == 0:
+        print(
+            f"cnnlab: warning: {what} a model that was never trained (random weights); {hint}",
+            file=sys.stderr,
+        )
 
 
 def _claim_version(logger) -> None:

@@ -149,3 +149,13 @@ def test_checkpoint_whose_class_names_differ_from_the_data_names_both(in_tmp, ca
     assert "--relabel_classes true" in msg
     main([*args, "--relabel_classes", "true"])  # the user says they are the same classes: tested
     assert "Test report (18 images)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("case", ["test_without_checkpoint", "zero_epochs"])
+def test_testing_untrained_weights_says_so(case, mnist_root, in_tmp, capsys):
+    data = on_data(mnist_root, workers=0)
+    args = ["test", *LENET, *data] if case == "test_without_checkpoint" else ["fit", *LENET, *data,
+            "--trainer.max_epochs", "0"]  # fmt: skip
+    main([*args, *QUIET])
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("cnnlab: warning:")]
+    assert len(warnings) == 1 and "a model that was never trained (random weights)" in warnings[0]
