@@ -51,7 +51,7 @@ from cnnlab.datamodules import (  # noqa: F401
     ImageFolderDataModule,
     MNISTDataModule,
 )
-from cnnlab.errors import UserError
+from cnnlab.errors import UserError, writable_folder
 from cnnlab.models import DistillationClassifier, ImageClassifier, read_checkpoint  # noqa: F401
 from cnnlab.models.checkpoint import TRUSTED_IMPORTS
 from cnnlab.schedulers import WarmupCosineLR  # noqa: F401  (makes --lr_scheduler WarmupCosineLR known)
@@ -121,6 +121,7 @@ class CNNLabCLI(LightningCLI):
     ):
         self._execute, self._with_trainer, self._tool = execute, with_trainer, tool
         self._instantiate = instantiate
+        self._claimed: Path | None = None
         # A value in a recipe, a run's config.yaml or on the command line may name only trusted import
         # paths; the check runs before anything is imported (jsonargparse's import-path allowlist).
         set_parsing_settings(import_path_denylist=["*"], import_path_allowlist=list(trusted_imports()))
@@ -134,6 +135,14 @@ class CNNLabCLI(LightningCLI):
             "dump_header": [f"lightning.pytorch=={L.__version__}", f"cnnlab defaults: {defaults}"],
             "default_config_files": [str(defaults)],
         }
+        try:
+            self._run(argv, run, parser_kwargs)
+        except BaseException:
+            if self._claimed is not None:  # a run that failed before writing leaves no folder behind
+                _remove_if_empty(self._claimed)
+            raise
+
+    def _run(self, argv, run: bool, parser_kwargs: dict) -> None:
         super().__init__(
             ImageClassifier,
             ClassificationDataModule,
@@ -227,7 +236,7 @@ class CNNLabCLI(LightningCLI):
         if logger is not None and logger.get("name") in (None, "lightning_logs"):
             logger["name"] = self._experiment_name(cfg)
         if subcommand == "fit" and logger is not None and self._execute:
-            _check_writable(Path(logger["save_dir"]))
+            writable_folder(logger["save_dir"], "--trainer.logger.init_args.save_dir")
         if not subcommand:
             return  # run=False: no checkpoint options
         claim = logger is not None and self._execute and not cfg.trainer.get("fast_dev_run")
@@ -238,7 +247,7 @@ class CNNLabCLI(LightningCLI):
         ckpt_path = cfg.get("ckpt_path")
         if not ckpt_path or ckpt_path in ("best", "last", "hpc"):
             if claim:
-                _claim_version(logger)
+                self._claimed = _claim_version(logger)
             return
         ckpt = read_checkpoint(ckpt_path, keep=True)  # one line for broken files; Lightning reuses it
         self._checkpoint = ckpt
@@ -255,7 +264,7 @@ class CNNLabCLI(LightningCLI):
         if (subcommand == "predict" and not self._tool) or (data and data.class_path == FILES):
             updates["data"] = _files_from_checkpoint(ckpt, cfg)
         if claim:
-            _claim_version(logger)
+            self._claimed = _claim_version(logger)
         if updates:
             self.config = self.parser.parse_object({subcommand: updates}, self.config)
             cfg = self.config[subcommand]
@@ -577,12 +586,12 @@ def _untrained(what: str, hint: str) -> None:
         )
 
 
-def _claim_version(logger) -> None:
+def _claim_version(logger) -> Path | None:
     """Give the run its own ``version_N`` folder, made with ``mkdir`` (atomic), so that runs of one recipe
     started together never share a folder (TensorBoardLogger only counts the existing ones). On global
     rank zero only: the other processes of a DDP run log into rank zero's folder."""
     if logger.get("version") is not None or rank_zero_only.rank != 0:
-        return
+        return None
     root = Path(logger["save_dir"]) / str(logger["name"])
     root.mkdir(parents=True, exist_ok=True)
     found = (re.fullmatch(r"version_(\d+)", p.name) for p in root.iterdir())
@@ -595,8 +604,7 @@ def _claim_version(logger) -> None:
             version += 1
             continue
         logger["version"] = version
-        atexit.register(_remove_if_empty, folder)  # a run that failed before writing leaves no folder
-        return
+        return folder
 
 
 def _remove_if_empty(folder: Path) -> None:
@@ -629,19 +637,6 @@ def bf16_is_emulated(accelerator) -> bool:
         return False
 
 
-def _check_writable(folder: Path) -> None:
-    """Fail before training, not at the first checkpoint, when the run folder cannot be written."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as err:
-        raise UserError(
-            f"output folder {folder} is not writable ({err.strerror or err}); pass a writable "
-            "--trainer.logger.init_args.save_dir"
-        ) from err
-
-
 # -- one-line parse errors ------------------------------------------------------------------------------
 def _one_line_parse_error(message: str, parser) -> str:
     """jsonargparse's multi-line parse error as one line, with close matches for unknown names."""
@@ -658,10 +653,20 @@ def _one_line_parse_error(message: str, parser) -> str:
     bad_key = re.search(r"does not accept (?:nested )?(?:option|key) '([^']+)'", message)
     if bad_key:
         return _unknown_keys_message([bad_key.group(1)], options)
+    inside = r'Parser key "(\w+)".*?Problem with given class_path \'([\w.]+)\':\s*'
+    not_accepted = re.search(inside + r"Option '(\w+)' is not accepted", message, re.S)
+    if not_accepted:
+        group, class_path, key = not_accepted.groups()
+        return _unknown_keys_message([f"{group}.{key}"], [f"{group}.{k}" for k in _class_options(class_path)])
     pattern = r'Parser key "(\w+)".*Given value: NestedArg\(key=.([^\']+)., val=(.*)\)'
     nested = re.search(pattern, message, re.S)
     if nested:
         return _bad_value_message(nested.group(1), nested.group(2), nested.group(3), message)
+    expected_type = r'Parser key "(\w+)":\s*Expected a <class \'(\w+)\'>\. Got value: (.*)'
+    wrong_type = re.search(inside + expected_type, message, re.S)
+    if wrong_type:
+        group, _, key, expected, value = wrong_type.groups()
+        return f"bad value {value.splitlines()[0].strip()} for --{group}.{key} (expected {expected})"
     given = re.search(r'Parser key "(data|model)".*Given value: (\S+)', message, re.S)
     if given:
         return _unknown_class_message(given.group(1), given.group(2))
@@ -688,6 +693,25 @@ def _known_options(parser, subcommand: str | None) -> list[str]:
         name = subcommand or next(iter(action._name_parser_map), None)
         parser = action._name_parser_map.get(name, parser)
     return [o.removeprefix("--") for a in parser._actions for o in a.option_strings if o.startswith("--")]
+
+
+def _class_options(class_path: str) -> list[str]:
+    """The constructor arguments of a (trusted, already named) class, for close matches."""
+    import importlib
+    import inspect
+
+    module, _, name = class_path.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError):
+        return []
+    names = []
+    for klass in cls.__mro__:
+        if "__init__" in vars(klass):
+            names += [
+                p for p in inspect.signature(klass.__init__).parameters if p not in ("self", "args", "kwargs")
+            ]
+    return list(dict.fromkeys(names))
 
 
 def _unknown_keys_message(keys: list[str], options: list[str]) -> str:

@@ -74,9 +74,18 @@ class ClassificationDataModule(L.LightningDataModule):
     ):
         super().__init__()
         if not 0.0 < val_fraction < 1.0:
-            raise ValueError(f"val_fraction must be between 0 and 1 (exclusive), got {val_fraction}")
+            raise DataError(
+                f"--data.val_fraction must be between 0 and 1 (the share of training images held out for "
+                f"validation, e.g. 0.1), got {val_fraction}"
+            )
         if pad_mode not in ("zeros", "reflect"):
-            raise ValueError(f"pad_mode must be 'zeros' or 'reflect', got {pad_mode!r}")
+            raise DataError(f"--data.pad_mode must be 'zeros' or 'reflect', got {pad_mode!r}")
+        if batch_size < 1:
+            raise DataError(f"--data.batch_size must be 1 or more images, got {batch_size}")
+        counts = {"num_workers": num_workers, "translate": translate, "cutout": cutout}
+        for name, value in {**counts, "crop_padding": crop_padding or 0}.items():
+            if value < 0:
+                raise DataError(f"--data.{name} must be 0 or more, got {value}")
         self.data_dir = Path(data_dir).expanduser()
         self.batch_size = batch_size
         self.num_workers = num_workers
@@ -181,6 +190,11 @@ class ClassificationDataModule(L.LightningDataModule):
     def _open_torchvision(self, train: bool, transform, download: bool) -> Dataset:
         """Open ``dataset_cls``, turning "not found" and failed downloads into one clear line."""
         looked_in = (self.data_dir / self.dataset_folder).resolve()
+        if not looked_in.exists() and _is_image_folder(self.data_dir):
+            raise DataNotFoundError(
+                f"{self.data_dir} holds an image folder (train/<class>/<image>), not {self.dataset_name}'s "
+                f"files; read it with --data ImageFolderDataModule --data.data_dir {self.data_dir}"
+            )
         try:
             return self.dataset_cls(str(self.data_dir), train=train, transform=transform, download=download)
         except (RuntimeError, OSError) as err:
@@ -285,3 +299,9 @@ class ClassificationDataModule(L.LightningDataModule):
         return DataLoader(
             dataset, batch_size=self.batch_size, num_workers=self.num_workers, collate_fn=dataset.collate
         )
+
+
+def _is_image_folder(folder: Path) -> bool:
+    """``folder`` looks like ``ImageFolderDataModule``'s layout: ``train/<class>/`` folders."""
+    train = folder / "train"
+    return train.is_dir() and any(p.is_dir() for p in train.iterdir())

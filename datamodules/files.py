@@ -34,6 +34,11 @@ class ImageFilesDataModule(ClassificationDataModule):
         num_workers: int = 2,
     ):
         super().__init__(".", batch_size, num_workers, download=False, predict_dir=predict_dir)
+        if image_size < 1 or num_classes < 1 or in_channels not in (1, 3):
+            raise DataError(
+                "--data.image_size and --data.num_classes must be 1 or more and --data.in_channels 1 or 3, "
+                f"got {image_size}, {num_classes} and {in_channels}"
+            )
         self.num_classes, self.in_channels, self.image_size = num_classes, in_channels, image_size
         self.class_names = list(class_names) if class_names else [str(i) for i in range(num_classes)]
         self.mean = tuple(mean) if mean else (0.5,) * in_channels

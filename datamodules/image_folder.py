@@ -71,6 +71,8 @@ class ImageFolderDataModule(ClassificationDataModule):
             crop_padding=crop_padding,
             predict_dir=predict_dir,
         )
+        if image_size is not None and image_size < 1:
+            raise DataError(f"--data.image_size must be 1 or more pixels, got {image_size}")
         if channels not in (1, 3):
             raise DataError(f"channels must be 1 (grayscale) or 3 (RGB), got {channels}")
         self.in_channels = channels

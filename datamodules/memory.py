@@ -11,6 +11,8 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from .errors import DataError
+
 
 class InMemoryImages(Dataset):
     """``images`` (N, C, H, W) uint8 and ``labels`` (N,) int64.
@@ -71,8 +73,14 @@ def cached(path: Path, key: str, build) -> InMemoryImages:
                 return InMemoryImages(saved["images"], saved["labels"])
         except (RuntimeError, OSError, EOFError, KeyError):
             pass  # unreadable: rebuild below
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise DataError(
+            f"cannot make the image cache folder {path.parent} ({err.strerror or err}); pass a writable "
+            "--data.cache_dir"
+        ) from err
     data = build()
-    path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(f".{os.getpid()}.tmp")
     torch.save({"key": key, "images": data.images, "labels": data.labels}, partial)
     os.replace(partial, path)  # never leaves a half-written cache behind

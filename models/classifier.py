@@ -56,6 +56,15 @@ def fused_if_open(config: dict[str, Any], params: list[torch.Tensor]) -> dict[st
     return {**config, "init_args": {**args, "fused": True}}
 
 
+def _instantiate(args, config: dict[str, Any], option: str):
+    """An optimizer or scheduler from its config; the arguments it refuses are one line naming them."""
+    try:
+        return instantiate_class(args, config)
+    except (ValueError, TypeError) as err:
+        name = config["class_path"].rsplit(".", 1)[-1]
+        raise ModelError(f"{name} refuses its options ({err}); fix them with {option}.NAME VALUE") from err
+
+
 def split_metrics(num_classes: int, prefix: str) -> MetricCollection:
     # validate_args=False: the inputs are logits and labels made by this module; checking them costs a
     # host synchronisation per batch.
@@ -315,7 +324,7 @@ class ImageClassifier(L.LightningModule):
             trainer and trainer.gradient_clip_val and isinstance(trainer.precision_plugin, MixedPrecision)
         ):
             opt_config = fused_if_open(opt_config, params)
-        optimizer = instantiate_class(params, opt_config)
+        optimizer = _instantiate(params, opt_config, "--optimizer")
         config = self.hparams.lr_scheduler
         if not config:
             return optimizer
@@ -327,7 +336,7 @@ class ImageClassifier(L.LightningModule):
             if not any(config["init_args"].get(k) for k in given):
                 config["init_args"][arg] = int(self.trainer.estimated_stepping_batches)
                 interval = "step"
-        scheduler = instantiate_class(optimizer, config)
+        scheduler = _instantiate(optimizer, config, "--lr_scheduler")
         sched = {"scheduler": scheduler, "interval": interval}
         if name == "ReduceLROnPlateau":
             sched["monitor"] = "val/loss"

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from lightning.pytorch.callbacks import BasePredictionWriter
 
+from cnnlab.errors import writable_folder
 from cnnlab.tables import csv_cell, markdown_table
 
 
@@ -40,7 +41,7 @@ class PredictionWriter(BasePredictionWriter):
         path = Path(self.output) if self.output else Path(trainer.log_dir or ".") / "predictions.csv"
         if trainer.world_size > 1:
             path = path.with_name(f"{path.stem}-rank{trainer.global_rank}{path.suffix}")
-        path.parent.mkdir(parents=True, exist_ok=True)
+        writable_folder(path.parent, "--prediction.output")
         self.path, self._rows, self._count = path, [], 0
         self._file = path.open("w", newline="")
         self._csv = csv.writer(self._file)

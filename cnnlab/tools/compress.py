@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from cnnlab.errors import DataError, UserError
+from cnnlab.errors import DataError, UserError, writable_folder
 from cnnlab.export_formats import ONNX_HINT, deployable, export_onnx, export_torchscript, onnx_session
 from cnnlab.lightning_cli import read_recipe
 from cnnlab.models import read_checkpoint
@@ -28,6 +28,7 @@ from cnnlab.provenance import cpu_name
 from cnnlab.quantize import calibration_batches, load_int8, quantize_int8, save_int8
 from cnnlab.tables import markdown_cell
 from cnnlab.tools import tool_parser
+from cnnlab.tools.export import fitting_images
 
 BATCHES = (1, 64)
 
@@ -135,12 +136,14 @@ def compress(args, recipe_args: list[str]) -> str:
     model, info = deployable(read_checkpoint(args.ckpt_path))
     dm = read_recipe(recipe_args, args.ckpt_path).datamodule
     try:
-        images, labels = dm.sample_images("test", args.limit or 10**9)
-        calibration, _ = dm.sample_images("train", args.calibration_images)
+        images, labels = fitting_images(dm, "test", args.limit or 10**9, info)
+        calibration, _ = fitting_images(dm, "train", args.calibration_images, info)
     except DataError as err:
         raise UserError(f"the compression report needs the test and training images; {err}") from err
-    folder = Path(args.artifacts or Path(args.output).with_suffix("")).resolve()
-    folder.mkdir(parents=True, exist_ok=True)
+    writable_folder(Path(args.output).resolve().parent, "--output")
+    folder = writable_folder(
+        Path(args.artifacts or Path(args.output).with_suffix("")).resolve(), "--artifacts"
+    )
     print(f"compress: {len(images)} test images, {len(calibration)} calibration images; files in {folder}")
 
     variants = [torch_variant("fp32", model, info, folder), int8_variant(model, calibration, folder)]

@@ -36,7 +36,7 @@ def parser():
 def export(args, recipe_args: list[str]) -> Path:
     import torch
 
-    from cnnlab.errors import DataError, UserError
+    from cnnlab.errors import DataError, UserError, writable_folder
     from cnnlab.export_formats import (
         CHECK_BATCHES,
         ONNX_HINT,
@@ -54,7 +54,7 @@ def export(args, recipe_args: list[str]) -> Path:
     model, info = deployable(ckpt, args.mean, args.std)
     dm = read_recipe(recipe_args, args.ckpt_path).datamodule if args.format in ("onnx", "int8") else None
     output = Path(args.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
+    writable_folder(output.parent, "--output")
     if args.format == "onnx":
         try:  # fail before exporting when the check cannot run
             import onnxruntime  # noqa: F401
@@ -67,7 +67,7 @@ def export(args, recipe_args: list[str]) -> Path:
         export_program(model, info, output)
     else:  # int8: calibrated on training images, so it needs the data
         try:
-            calibration, _ = dm.sample_images("train", args.calibration_images)
+            calibration, _ = fitting_images(dm, "train", args.calibration_images, info)
         except DataError as err:
             raise UserError(f"int8 calibration needs the training images; {err}") from err
         export_int8(model, calibration, output)
@@ -79,7 +79,7 @@ def export(args, recipe_args: list[str]) -> Path:
     print(f"wrote {output} ({output.stat().st_size / 1e6:.2f} MB) and {sidecar}")
     if args.format == "onnx":
         try:
-            images, _ = dm.sample_images("test", sum(CHECK_BATCHES))
+            images, _ = fitting_images(dm, "test", sum(CHECK_BATCHES), info)
             source = f"{len(images)} test images"
         except DataError as err:
             print(f"cnnlab export: notice: checking on random images, no test images ({err})")
@@ -93,6 +93,20 @@ def export(args, recipe_args: list[str]) -> Path:
     if args.format == "int8":
         print(check_int8(model, output, dm))
     return output
+
+
+def fitting_images(dm, split: str, count: int, info: dict):
+    """Up to ``count`` images of ``split`` (and labels), checked to be the shape the model takes."""
+    from cnnlab.errors import UserError
+
+    images, labels = dm.sample_images(split, count)
+    if list(images.shape[1:]) != list(info["input_size"]):
+        shape, wanted = ("x".join(map(str, s)) for s in (images.shape[1:], info["input_size"]))
+        raise UserError(
+            f"the data's images are {shape} but the checkpoint's model takes {wanted}; pass the data it "
+            "was trained on (--config RECIPE, --data CLASS, --data.*)"
+        )
+    return images, labels
 
 
 def export_int8(model, calibration, output: Path) -> None:
@@ -110,7 +124,7 @@ def check_int8(model, path: Path, dm, count: int = 1000) -> str:
     from cnnlab.quantize import load_int8
 
     quantized = load_int8(path)
-    images, labels = dm.sample_images("test", count)
+    images, labels = dm.sample_images("test", count)  # the shape was checked for the calibration
     with torch.no_grad():
         fp32 = torch.cat([model(b) for b in images.split(256)]).argmax(1)
         int8 = torch.cat([quantized(b) for b in images.split(256)]).argmax(1)

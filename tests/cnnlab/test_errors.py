@@ -1,5 +1,6 @@
 """Bad input: one line on stderr starting with ``cnnlab: error:``, no traceback, a non-zero exit."""
 
+import errno
 import shutil
 import sys
 from pathlib import Path
@@ -125,7 +126,7 @@ def test_output_folder_that_is_not_writable(mnist_root, in_tmp, capsys):
     (in_tmp / "a_file").write_text("")  # a folder cannot be made under a file, even by root
     out = ["--trainer.logger.init_args.save_dir", "a_file/logs", "--trainer.max_epochs", "1"]
     msg = one_line_error(["fit", *LENET, *mnist(mnist_root), *out], capsys)
-    assert msg.startswith("output folder a_file/logs is not writable")
+    assert msg.startswith("cannot write into a_file/logs (Not a directory)")
     assert not list(in_tmp.glob("**/*.ckpt"))
 
 
@@ -159,3 +160,80 @@ def test_testing_untrained_weights_says_so(case, mnist_root, in_tmp, capsys):
     main([*args, *QUIET])
     warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("cnnlab: warning:")]
     assert len(warnings) == 1 and "a model that was never trained (random weights)" in warnings[0]
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (["--data.val_fraction", "0"], "--data.val_fraction must be between 0 and 1"),
+        (["--data.val_fraction", "1.5"], "--data.val_fraction must be between 0 and 1"),
+        (["--data.batch_size", "0"], "--data.batch_size must be 1 or more images, got 0"),
+        (["--data.batch_size", "-1"], "--data.batch_size must be 1 or more images, got -1"),
+        (["--optimizer.lr", "-1"], "Adam refuses its options (Invalid learning rate: -1.0)"),
+        (["--trainer.gradient_clip_algorithm", "foo"], "`gradient_clip_algorithm` foo is invalid"),
+        (["--data.batchsize", "1"], "unknown config key 'data.batchsize' (did you mean data.batch_size?)"),
+        (
+            ["--trainer.logger.init_args.save_dir", "/proc/version/logs"],
+            "cannot write into /proc/version/logs",
+        ),
+    ],
+    ids=lambda v: v if isinstance(v, str) and v.startswith("--") else None,
+)
+def test_bad_options_are_one_line_naming_the_option(options, message, mnist_root, in_tmp, capsys):
+    msg = one_line_error(["fit", *LENET, *on_data(mnist_root, workers=0), *options, *QUIET], capsys)
+    assert message in msg
+    if "refuses" not in message:  # refused before the run started: no run folder left behind
+        assert not list(in_tmp.glob("lightning_logs/*/version_*"))
+
+
+def test_image_folder_options_and_cache_folder_are_one_line(folder_root, in_tmp, capsys):
+    data = on_folder(folder_root, workers=0)
+    msg = one_line_error(["fit", *data, "--data.image_size", "-5", *QUIET], capsys)
+    assert "--data.image_size must be 1 or more pixels, got -5" in msg
+    (in_tmp / "a_file").write_text("")
+    msg = one_line_error(["fit", *data, "--data.cache_dir", str(in_tmp / "a_file" / "cache"), *QUIET], capsys)
+    assert "cannot make the image cache folder" in msg and "--data.cache_dir" in msg
+
+
+def test_a_recipe_of_a_data_set_pointed_at_an_image_folder_suggests_the_image_folder_module(
+    folder_root, in_tmp, capsys
+):
+    msg = one_line_error(
+        ["fit", *recipe("cifar10_simplecnn"), "--data.data_dir", str(folder_root), *QUIET], capsys
+    )
+    assert f"{folder_root} holds an image folder" in msg and "--data ImageFolderDataModule" in msg
+
+
+def test_a_yaml_value_of_the_wrong_type_names_the_key(in_tmp, capsys):
+    (in_tmp / "bad.yaml").write_text("data:\n  init_args:\n    batch_size: lots\n")
+    msg = one_line_error(["fit", *LENET, "--config", str(in_tmp / "bad.yaml"), *QUIET], capsys)
+    assert msg == "bad value lots for --data.batch_size (expected int)"
+
+
+def test_a_full_disk_keeps_the_previous_checkpoint_and_says_so_in_one_line(
+    mnist_root, in_tmp, capsys, monkeypatch
+):
+    args = [
+        "fit",
+        *LENET,
+        *on_data(mnist_root, batch_size=60, workers=0),
+        "--trainer.max_epochs",
+        "3",
+        *QUIET,
+    ]
+    real_save, saves = torch.save, []
+
+    def save(obj, f, *a, **kw):
+        saves.append(1)
+        if len(saves) > 2:  # epoch 0 wrote its two checkpoints; then the disk is full
+            f.write(b"PK\x03\x04 half")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(obj, f, *a, **kw)
+
+    monkeypatch.setattr(torch, "save", save)
+    msg = one_line_error(args, capsys)
+    monkeypatch.setattr(torch, "save", real_save)
+    assert "no space left on the device" in msg and "checkpoints written before are whole" in msg
+    folder = in_tmp / "lightning_logs" / "mnist_lenet5" / "version_0" / "checkpoints"
+    assert torch.load(folder / "last.ckpt", weights_only=True)["epoch"] == 0
+    assert not list(folder.glob(".*.tmp"))
