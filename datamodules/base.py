@@ -100,6 +100,7 @@ class ClassificationDataModule(L.LightningDataModule):
         self.crop_padding = crop_padding
         self.predict_dir = predict_dir
         self.train_set = self.val_set = self.test_set = self.predict_set = None
+        self.skipped: dict[str, list[str]] = {}  # split -> files that could not be read, left out
         self._in_memory: dict[str, InMemoryImages] = {}
 
     # -- what a subclass provides -------------------------------------------------------------------

@@ -1,23 +1,90 @@
-"""Your own images: ``data_dir/{train,test}/<class name>/<image>``, optional ``data_dir/val/``."""
+"""Your own images: ``data_dir/{train,test}/<class name>/<image>``, optional ``data_dir/val/``.
+
+The files of a split are listed once (``list_images``): symlinked files and folders are followed, each
+real file counts once, and a folder linked into itself is not entered again. Files that cannot be read
+as images are named on stderr (the first few, then a count) and left out; the run goes on.
+"""
 
 import os
+import sys
 import warnings
+from pathlib import Path
 
 import torch
-from PIL import Image
 from torch.utils.data import Dataset
-from torchvision.datasets import ImageFolder
 from torchvision.datasets.folder import IMG_EXTENSIONS
 from torchvision.transforms import v2
 
 from .base import ClassificationDataModule
 from .errors import DataError, DataNotFoundError
 from .memory import InMemoryImages, cached, decode_all, default_cache_dir, fingerprint
+from .predict import readable_image
 
 # Images read to estimate the normalisation statistics when the config gives none.
 STATS_SAMPLE = 1000
 # The fast path decodes a folder into memory only if it takes at most this share of the machine's RAM.
 MEMORY_SHARE = 0.5
+SHOWN = 5  # unreadable files named one by one; the rest are counted
+
+
+def list_images(folder: Path, classes: list[str]) -> list[tuple[Path, int, os.stat_result]]:
+    """``(path, class index, stat)`` of every image file under ``folder/<class>/``, in the order
+    torchvision's ``ImageFolder`` gives (class, then folder, then file name). Symlinks are followed; a
+    file reached twice counts once, and a folder reached twice (a link loop) is not entered again."""
+    samples, seen_files = [], set()
+    for label, name in enumerate(classes):
+        found, seen_dirs, stack = [], set(), [str(folder / name)]
+        while stack:
+            directory = stack.pop()
+            try:
+                info = os.stat(directory)
+                entries = list(os.scandir(directory))
+            except OSError:
+                continue
+            if (info.st_dev, info.st_ino) in seen_dirs:
+                continue  # a loop, or a folder linked twice
+            seen_dirs.add((info.st_dev, info.st_ino))
+            for entry in entries:
+                try:
+                    if entry.is_dir():  # follows links
+                        stack.append(entry.path)
+                    elif entry.is_file() and os.path.splitext(entry.name)[1].lower() in IMG_EXTENSIONS:
+                        found.append((directory, entry.name, entry.stat()))
+                except OSError:  # a broken link
+                    continue
+        for directory, file_name, stat in sorted(found, key=lambda f: (f[0], f[1])):
+            if (stat.st_dev, stat.st_ino) not in seen_files:
+                seen_files.add((stat.st_dev, stat.st_ino))
+                samples.append((Path(directory, file_name), label, stat))
+    return samples
+
+
+class ImageFiles(Dataset):
+    """``(transform(image), label)`` per listed file, or ``(None, "path: why")`` for one that is not a
+    readable image."""
+
+    def __init__(self, samples: list[tuple[Path, int, os.stat_result]], transform, mode: str):
+        self.samples, self.transform, self.mode = samples, transform, mode
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int):
+        path, label, _ = self.samples[index]
+        image, why = readable_image(path, self.mode)
+        if image is None:
+            return None, f"{path}: {why}"
+        return self.transform(image), label
+
+
+def report_skipped(split_folder: Path, skipped: list[str], total: int) -> None:
+    """Name the first unreadable files of a split on stderr, then count the rest."""
+    if not skipped:
+        return
+    for line in skipped[:SHOWN]:
+        print(f"cnnlab: skipping {line} (not a readable image)", file=sys.stderr)
+    more = f" ({len(skipped) - SHOWN} more not shown)" if len(skipped) > SHOWN else ""
+    print(f"cnnlab: {len(skipped)} of {total} files in {split_folder} skipped{more}", file=sys.stderr)
 
 
 class ImageFolderDataModule(ClassificationDataModule):
@@ -71,6 +138,7 @@ class ImageFolderDataModule(ClassificationDataModule):
             crop_padding=crop_padding,
             predict_dir=predict_dir,
         )
+        self._listed: dict[str, list[tuple[Path, int, os.stat_result]]] = {}
         if image_size is not None and image_size < 1:
             raise DataError(f"--data.image_size must be 1 or more pixels, got {image_size}")
         if channels not in (1, 3):
@@ -107,12 +175,16 @@ class ImageFolderDataModule(ClassificationDataModule):
             )
 
     def _first_image_size(self) -> int:
-        for class_dir in sorted((self.data_dir / "train").iterdir()):
-            for path in sorted(class_dir.iterdir()) if class_dir.is_dir() else []:
-                if path.suffix.lower() in IMG_EXTENSIONS:
-                    with Image.open(path) as img:
-                        return max(img.size)
-        raise DataNotFoundError(f"no images in {(self.data_dir / 'train').resolve()}/<class>/")
+        for path, _, _ in self._samples("train"):
+            image, _ = readable_image(path, "RGB")
+            if image is not None:
+                return max(image.size)
+        raise DataNotFoundError(f"no readable images in {(self.data_dir / 'train').resolve()}/<class>/")
+
+    def _samples(self, split: str) -> list[tuple[Path, int, os.stat_result]]:
+        if split not in self._listed:
+            self._listed[split] = list_images(self.data_dir / split, self.class_names)
+        return self._listed[split]
 
     def _has_split(self, split: str) -> bool:
         return split in ("train", "test") or (self.data_dir / split).is_dir()
@@ -128,23 +200,31 @@ class ImageFolderDataModule(ClassificationDataModule):
         return {"flip": True}
 
     def _open(self, split: str, transform) -> Dataset:
-        try:
-            return ImageFolder(str(self.data_dir / split), transform=transform)
-        except FileNotFoundError as err:  # a class folder without images
-            raise DataNotFoundError(f"{err}; put at least one image in every class folder") from err
+        """The per-image path: unreadable files come through as ``None`` and are left out of batches."""
+        # read as RGB and made grayscale by the transforms, as torchvision's ImageFolder reads them
+        return _SkippingDataset(ImageFiles(self._samples(split), transform, "RGB"))
 
     def _open_memory(self, split: str) -> InMemoryImages:
+        samples = self._samples(split)
         folder = self.data_dir / split
-        key = f"{fingerprint(folder)}-{self.in_channels}x{self.image_size}-{','.join(self.class_names)}"
+        listed = [(str(path.relative_to(folder)) if path.is_relative_to(folder) else str(path), stat)
+                  for path, _, stat in samples]  # fmt: skip
+        key = f"{fingerprint(listed)}-{self.in_channels}x{self.image_size}-{','.join(self.class_names)}"
         cache_dir = self.cache_dir or default_cache_dir(self.data_dir)
-        path = type(self.data_dir)(cache_dir) / f"{split}-{self.in_channels}x{self.image_size}.pt"
+        path = Path(cache_dir) / f"{split}-{self.in_channels}x{self.image_size}.pt"
         decoded = v2.Compose([*self._decode(), v2.ToImage()])
-        return cached(path, key, lambda: decode_all(self._open(split, decoded), self.num_workers))
+        data = cached(path, key, lambda: decode_all(ImageFiles(samples, decoded, "RGB"), self.num_workers))
+        self.skipped[split] = data.skipped
+        report_skipped(folder, data.skipped, len(samples))
+        if not len(data):
+            raise DataNotFoundError(
+                f"no readable images in {folder.resolve()} ({len(samples)} image files, none readable); put "
+                "images in its class folders"
+            )
+        return data
 
     def _fits_in_memory(self) -> bool:
-        count = sum(
-            len(files) for split in ("train", "val", "test") for _, _, files in os.walk(self.data_dir / split)
-        )
+        count = sum(len(self._samples(split)) for split in ("train", "val", "test") if self._has_split(split))
         needed = count * self.in_channels * self.image_size**2
         available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
         return needed <= MEMORY_SHARE * available
@@ -167,9 +247,9 @@ class ImageFolderDataModule(ClassificationDataModule):
             sample = images[torch.randperm(len(images), generator=order)[:STATS_SAMPLE]]
         else:
             decoded = v2.Compose([*self._decode(), v2.ToImage()])
-            images = ImageFolder(str(self.data_dir / "train"), transform=decoded)
+            images = ImageFiles(self._samples("train"), decoded, "RGB")
             picks = torch.randperm(len(images), generator=order)[:STATS_SAMPLE].tolist()
-            sample = torch.stack([images[i][0] for i in picks])
+            sample = torch.stack([image for image, _ in (images[i] for i in picks) if image is not None])
         sample = sample.float() / 255
         mean, std = sample.mean(dim=(0, 2, 3)), sample.std(dim=(0, 2, 3)).clamp_min(1e-6)
         return tuple(round(v, 4) for v in mean.tolist()), tuple(round(v, 4) for v in std.tolist())
@@ -181,3 +261,24 @@ class ImageFolderDataModule(ClassificationDataModule):
     def load_state_dict(self, state: dict) -> None:
         if state.get("mean"):
             self.mean, self.std = tuple(state["mean"]), tuple(state["std"])
+
+
+class _SkippingDataset(Dataset):
+    """The per-image path's data set: an unreadable file is named once and replaced by the next
+    readable one, so batches keep their size and the run goes on."""
+
+    def __init__(self, files: ImageFiles):
+        self.files, self._named = files, set()
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int):
+        for offset in range(len(self.files)):
+            image, label = self.files[(index + offset) % len(self.files)]
+            if image is not None:
+                return image, label
+            if label not in self._named:
+                self._named.add(label)
+                print(f"cnnlab: skipping {label} (not a readable image)", file=sys.stderr)
+        raise DataNotFoundError(f"no readable images among {len(self.files)} files")

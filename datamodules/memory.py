@@ -15,16 +15,17 @@ from .errors import DataError
 
 
 class InMemoryImages(Dataset):
-    """``images`` (N, C, H, W) uint8 and ``labels`` (N,) int64.
+    """``images`` (N, C, H, W) uint8 and ``labels`` (N,) int64; ``skipped``: the files of the source that
+    could not be read as images (path and reason), left out.
 
     ``__getitems__`` serves a whole batch with one indexing operation, so a DataLoader over this data set
     does no per-image work; pair it with ``collate_fn=keep_batch``.
     """
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor):
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, skipped: list[str] | None = None):
         if images.dtype != torch.uint8 or images.ndim != 4 or len(images) != len(labels):
             raise ValueError("expected (N, C, H, W) uint8 images and N labels")
-        self.images, self.labels = images, labels
+        self.images, self.labels, self.skipped = images, labels, list(skipped or [])
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -42,37 +43,56 @@ def keep_batch(batch):
     return batch
 
 
-def fingerprint(folder: Path) -> str:
-    """Changes when any file under ``folder`` is added, removed, renamed, resized or rewritten."""
+def fingerprint(files: list[tuple[str, os.stat_result]]) -> str:
+    """Changes when any of ``files`` (name, stat) is added, removed, renamed, moved, resized or written:
+    besides size and modification time it takes the inode and the inode change time, which tools that
+    keep modification times (``cp -p``, ``rsync -t``, ``tar``) cannot preserve."""
     digest = hashlib.sha1()
-    top = len(str(folder)) + 1
-    for root, dirs, files in os.walk(folder):
-        dirs.sort()
-        for name in sorted(files):
-            path = os.path.join(root, name)
-            stat = os.stat(path)
-            digest.update(f"{path[top:]}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    for name, stat in files:
+        digest.update(
+            f"{name}\0{stat.st_size}\0{stat.st_mtime_ns}\0{stat.st_ctime_ns}\0{stat.st_ino}\n".encode()
+        )
     return digest.hexdigest()
 
 
 def decode_all(dataset: Dataset, num_workers: int) -> InMemoryImages:
-    """Run a per-image data set (yielding uint8 CHW tensors) once and stack everything."""
+    """Run a per-image data set once and stack everything. Its items are ``(uint8 CHW tensor, label)``,
+    or ``(None, why)`` for a file that could not be read: left out, and kept in ``skipped``."""
     # An own generator: seeding the workers must not draw from the global RNG, or a run that builds
     # the cache would train differently from one that reads it.
-    loader = DataLoader(dataset, batch_size=512, num_workers=num_workers, generator=torch.Generator())
-    images, labels = zip(*loader, strict=True)
-    return InMemoryImages(torch.cat(images), torch.cat(labels).long())
+    loader = DataLoader(
+        dataset, batch_size=512, num_workers=num_workers, generator=torch.Generator(), collate_fn=_readable
+    )
+    images, labels, skipped = [], [], []
+    for batch_images, batch_labels, batch_skipped in loader:
+        images.append(batch_images)
+        labels.append(batch_labels)
+        skipped += batch_skipped
+    if not images or not sum(len(b) for b in images):
+        return InMemoryImages(
+            torch.empty(0, 1, 1, 1, dtype=torch.uint8), torch.empty(0, dtype=torch.long), skipped
+        )
+    kept = [b for b in images if len(b)]
+    return InMemoryImages(torch.cat(kept), torch.cat(labels).long(), skipped)
+
+
+def _readable(items: list) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    good = [(image, label) for image, label in items if image is not None]
+    skipped = [why for image, why in items if image is None]
+    if not good:
+        return torch.empty(0, dtype=torch.uint8), torch.empty(0, dtype=torch.long), skipped
+    images, labels = zip(*good, strict=True)
+    return torch.stack(images), torch.as_tensor(labels), skipped
 
 
 def cached(path: Path, key: str, build) -> InMemoryImages:
-    """Memory-map the cache at ``path`` if it was built for ``key``; else ``build()`` and save it."""
+    """Memory-map the cache at ``path`` if it was built for ``key``; else ``build()`` and save it. A cache
+    file that is not one (another file put in its place, a pickle, a truncated file) is rebuilt: it is
+    read with ``weights_only=True`` and checked, so nothing in it runs."""
     if path.is_file():
-        try:
-            saved = torch.load(path, mmap=True, weights_only=True)
-            if saved.get("key") == key:
-                return InMemoryImages(saved["images"], saved["labels"])
-        except (RuntimeError, OSError, EOFError, KeyError):
-            pass  # unreadable: rebuild below
+        found = _read_cache(path, key)
+        if found is not None:
+            return found
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -82,9 +102,27 @@ def cached(path: Path, key: str, build) -> InMemoryImages:
         ) from err
     data = build()
     partial = path.with_suffix(f".{os.getpid()}.tmp")
-    torch.save({"key": key, "images": data.images, "labels": data.labels}, partial)
+    torch.save({"key": key, "images": data.images, "labels": data.labels, "skipped": data.skipped}, partial)
     os.replace(partial, path)  # never leaves a half-written cache behind
     return data
+
+
+def _read_cache(path: Path, key: str) -> InMemoryImages | None:
+    try:
+        saved = torch.load(path, mmap=True, weights_only=True)
+    except Exception:  # noqa: BLE001  unreadable, truncated, a pickle: rebuilt
+        return None
+    if not isinstance(saved, dict) or saved.get("key") != key:
+        return None
+    images, labels, skipped = saved.get("images"), saved.get("labels"), saved.get("skipped", [])
+    if not (
+        isinstance(images, torch.Tensor) and isinstance(labels, torch.Tensor) and isinstance(skipped, list)
+    ):
+        return None
+    try:
+        return InMemoryImages(images, labels.long(), [str(s) for s in skipped])
+    except ValueError:
+        return None
 
 
 def default_cache_dir(data_dir: Path) -> Path:

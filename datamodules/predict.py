@@ -9,6 +9,7 @@ training batches. Files that cannot be read as images are reported on stderr and
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import Dataset
@@ -26,7 +27,12 @@ def find_files(sources: str | list[str]) -> list[Path]:
         if path.is_file():
             files.append(path)
         elif path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and not _hidden(p.relative_to(path)))
+            entries = sorted(p for p in path.rglob("*") if not _hidden(p.relative_to(path)))
+            found = [p for p in entries if p.is_file()]
+            for other in entries:  # a broken link, a FIFO, a socket: named, not read (reading a FIFO blocks)
+                if not other.is_file() and not other.is_dir():
+                    kind = "a broken link" if other.is_symlink() else "not a regular file"
+                    print(f"cnnlab: skipping {other}: {kind}", file=sys.stderr)
             if not found:
                 raise DataError(f"no files in {path.resolve()}; --data.predict_dir needs image files")
             files.extend(found)
@@ -52,11 +58,8 @@ class PredictImages(Dataset):
 
     def __getitem__(self, index: int):
         path = self.files[index]
-        try:
-            with Image.open(path) as img:
-                image = _to_mode(img, self.mode)
-        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
-            reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        image, reason = readable_image(path, self.mode)
+        if image is None:
             print(f"cnnlab: skipping {path}: not a readable image ({reason})", file=sys.stderr)
             return None
         return v2.functional.pil_to_tensor(self.resize(image)), str(path)
@@ -71,6 +74,22 @@ class PredictImages(Dataset):
         return torch.stack(images), list(paths)
 
 
-def _to_mode(img: Image.Image, mode: str) -> Image.Image:
+def convert_image(img: Image.Image, mode: str) -> Image.Image:
+    """``img`` decoded whole and converted to ``mode`` (``L`` or ``RGB``): alpha dropped, palettes
+    expanded, grayscale <-> RGB. 16-bit and 32-bit integer images are scaled to 8 bits (PIL's own
+    conversion would clip them: a 16-bit PNG would turn white)."""
     img.load()  # decodes the whole file: truncated or corrupt data fails here, not later
-    return img.convert(mode)  # drops alpha, expands palettes, grayscale <-> RGB
+    if img.mode.startswith("I") or img.mode == "F":
+        values = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if img.mode.startswith("I;16") or values.max(initial=0) > 255 else 255.0
+        img = Image.fromarray(np.clip(values * (255.0 / top) + 0.5, 0, 255).astype(np.uint8), "L")
+    return img.convert(mode)
+
+
+def readable_image(path, mode: str) -> tuple[Image.Image | None, str]:
+    """The image at ``path`` in ``mode``, or None and why it could not be read."""
+    try:
+        with Image.open(path) as img:
+            return convert_image(img, mode), ""
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
+        return None, (str(err).strip().splitlines() or [type(err).__name__])[0]

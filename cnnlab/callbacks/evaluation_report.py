@@ -80,6 +80,7 @@ def report_rows(values: dict[str, torch.Tensor], class_names: list[str]) -> list
 
 def format_table(rows: list[dict]) -> str:
     """The report as aligned plain text, averages set apart by a blank line."""
+    rows = [{**r, "class": " ".join(str(r["class"]).split())} for r in rows]  # a name's line breaks: spaces
     width = max(12, *(len(r["class"]) for r in rows))
     header = f"{'class':<{width}}" + "".join(f"{c:>11}" for c in COLUMNS) + f"{'support':>10}"
     lines = [header]

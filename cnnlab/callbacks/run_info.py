@@ -40,6 +40,9 @@ class RunInfo(L.Callback):
             "packages": package_versions(),
             "device": device_info(trainer),
         }
+        skipped = getattr(trainer.datamodule, "skipped", None) or {}
+        if any(skipped.values()):  # files of the data set that could not be read, left out
+            info["skipped_images"] = {split: len(files) for split, files in skipped.items() if files}
         Path(folder).mkdir(parents=True, exist_ok=True)
         name = "run.yaml" if stage == "fit" else f"run_{stage}.yaml"
         (Path(folder) / name).write_text(yaml.safe_dump(info, sort_keys=False))

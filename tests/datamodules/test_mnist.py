@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from cnnlab.datamodules import MNISTDataModule
-from cnnlab.datamodules.errors import DataNotFoundError
+from cnnlab.datamodules.errors import DataError, DataNotFoundError
 
 
 @pytest.mark.parametrize("fast", [True, False])
@@ -45,5 +45,5 @@ def test_missing_data_names_the_folder_and_how_to_get_it(tmp_path):
 
 
 def test_val_fraction_must_leave_training_images():
-    with pytest.raises(ValueError, match="val_fraction"):
+    with pytest.raises(DataError, match="val_fraction"):
         MNISTDataModule(val_fraction=1.0)
