@@ -16,6 +16,9 @@ histograms ``weights/<parameter>`` and ``gradients/<parameter>`` every ``histogr
 epochs, and the run's hyperparameters with ``hp/val_acc_best`` and ``hp/test_*`` in the HParams tab.
 """
 
+import functools
+import warnings
+
 import lightning as L
 import torch
 import torch.nn.functional as F
@@ -125,6 +128,22 @@ def denormalize(images: torch.Tensor, datamodule) -> torch.Tensor:
     return (images - low) / (high - low).clamp_min(1e-8)
 
 
+def never_stops_a_run(hook):
+    """A picture is a convenience: one that cannot be drawn (non-finite weights, a plotting failure) is
+    skipped with a warning, and the run goes on."""
+
+    @functools.wraps(hook)
+    def guarded(self, trainer, *args, **kwargs):
+        try:
+            return hook(self, trainer, *args, **kwargs)
+        except Exception as err:  # noqa: BLE001
+            if trainer.is_global_zero:
+                reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+                warnings.warn(f"cnnlab: a picture ({hook.__name__}) was skipped: {reason}", stacklevel=2)
+
+    return guarded
+
+
 class TensorBoardPictures(L.Callback):
     """Logs pictures of a run to TensorBoard (see the module's docstring for the tags).
 
@@ -174,6 +193,7 @@ class TensorBoardPictures(L.Callback):
     def _histograms_due(self, trainer) -> bool:
         return self.histograms and trainer.current_epoch % self.histogram_every_n_epochs == 0
 
+    @never_stops_a_run
     def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
         # Gradients exist only between backward and the optimizer step; taken on the epoch's last batch.
         if not trainer.is_last_batch or not self._histograms_due(trainer) or not trainer.is_global_zero:
@@ -190,6 +210,7 @@ class TensorBoardPictures(L.Callback):
                     trainer.global_step,
                 )
 
+    @never_stops_a_run
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         logger = tensorboard_logger(trainer)
         if logger is None or not trainer.is_global_zero or not self._histograms_due(trainer):
@@ -206,6 +227,7 @@ class TensorBoardPictures(L.Callback):
         if self._fixed_image is None and batch_idx == 0 and self.feature_maps > 0:
             self._fixed_image = batch[0][:1].detach().clone()
 
+    @never_stops_a_run
     def on_validation_epoch_end(self, trainer, pl_module) -> None:
         logger = tensorboard_logger(trainer)
         if logger is None or trainer.sanity_checking or not trainer.is_global_zero:
@@ -270,6 +292,7 @@ class TensorBoardPictures(L.Callback):
         keep = candidates["confidence"].topk(k).indices
         self._wrong = {key: value[keep] for key, value in candidates.items()}
 
+    @never_stops_a_run
     def on_test_epoch_end(self, trainer, pl_module) -> None:
         logger = tensorboard_logger(trainer)
         if logger is None or self._test_metrics is None:
@@ -319,11 +342,13 @@ class TensorBoardPictures(L.Callback):
         logger.experiment.add_image("test/misclassified", to_array(fig), step, dataformats="HWC")
 
     # -- hyperparameters and results -------------------------------------------------------------
+    @never_stops_a_run
     def on_fit_end(self, trainer, pl_module) -> None:
         # Declared with the test metrics that the post-fit test adds: TensorBoard keeps the first
         # HParams summary of a run, and reads the metrics' values from their scalars.
         self._log_hparams(trainer, pl_module, self._best_val(trainer), declare=TEST_HPARAMS)
 
+    @never_stops_a_run
     def on_test_end(self, trainer, pl_module) -> None:
         found = {name: trainer.callback_metrics.get(metric) for name, metric in TEST_HPARAMS.items()}
         metrics = {name: float(value) for name, value in found.items() if value is not None}

@@ -82,17 +82,23 @@ class NonFiniteLossError(UserError):
 
 
 class StopOnNonFiniteLoss(L.Callback):
-    """Stops training with one line when the loss becomes NaN or infinite, before any checkpoint holds
-    the broken weights.
+    """Stops training with one line when the loss becomes NaN, infinite or exploded (above
+    ``explode_at``), or the weights become NaN or infinite, before any checkpoint holds the broken weights.
 
-    Every step ORs a "non-finite" flag on the loss's device (no host synchronisation); the flag is read
+    Every step ORs a "bad loss" flag on the loss's device (no host synchronisation); the flag is read
     on logging steps, before validation and before every checkpoint save. So training stops at most
     ``log_every_n_steps`` steps after the first bad loss, the message names that first step, and
-    ``ModelCheckpoint`` (which saves after validation) never writes non-finite weights over the last
-    good checkpoint.
+    ``ModelCheckpoint`` (which saves after validation) never writes broken weights over the last good
+    checkpoint.
+
+    Args:
+        explode_at: a training loss above this counts as diverged. A cross-entropy of 10,000 means logits
+            apart by 10,000 on a wrong class: no healthy run gets there, while a diverging one (SGD at a
+            learning rate of 1e30) reaches 1e30 and stays finite.
     """
 
-    def __init__(self):
+    def __init__(self, explode_at: float = 1e4):
+        self.explode_at = explode_at
         self._bad = self._first_step = self._epoch = self._loss = None
 
     def on_train_start(self, trainer, pl_module) -> None:
@@ -106,7 +112,7 @@ class StopOnNonFiniteLoss(L.Callback):
         if not isinstance(loss, torch.Tensor):
             return
         loss = loss.detach().float()
-        bad = ~torch.isfinite(loss)
+        bad = ~torch.isfinite(loss) | (loss > self.explode_at)
         step = torch.tensor(self._step, device=loss.device)
         epoch = torch.tensor(trainer.current_epoch, device=loss.device)
         if self._bad is None:
@@ -132,14 +138,24 @@ class StopOnNonFiniteLoss(L.Callback):
         self._check(trainer)  # raising here aborts the save: the atomic writer leaves the old file
 
     def _check(self, trainer) -> None:
-        if self._bad is None or not bool(self._bad):
-            return
-        value = "nan" if torch.isnan(self._loss) else str(float(self._loss))
         last = _last_checkpoint(trainer)
-        raise NonFiniteLossError(
-            f"loss became {value} at step {int(self._first_step)} (epoch {int(self._epoch)}); last good "
-            f"checkpoint: {last or 'none yet'}; lower the learning rate or set --trainer.gradient_clip_val"
-        )
+        hint = "lower the learning rate or set --trainer.gradient_clip_val"
+        if self._bad is not None and bool(self._bad):
+            value = "nan" if torch.isnan(self._loss) else f"{float(self._loss):.4g}"
+            if torch.isfinite(self._loss):
+                value += f" (above explode_at {self.explode_at:g}: training diverged)"
+            raise NonFiniteLossError(
+                f"loss became {value} at step {int(self._first_step)} (epoch {int(self._epoch)}); last good "
+                f"checkpoint: {last or 'none yet'}; {hint}"
+            )
+        # An exploding loss can stay finite (saturated activations) while the weights overflow.
+        params = [p.detach() for p in trainer.lightning_module.parameters()]
+        if params and not bool(torch.stack([torch.isfinite(p).all() for p in params]).all()):
+            raise NonFiniteLossError(
+                f"the weights became infinite or nan by step {trainer.global_step} (epoch "
+                f"{trainer.current_epoch}) though the loss stayed finite: training diverged; last good "
+                f"checkpoint: {last or 'none yet'}; {hint}"
+            )
 
 
 def _last_checkpoint(trainer) -> str | None:

@@ -124,3 +124,17 @@ def test_without_a_logger_the_pictures_are_skipped(mnist_root, in_tmp):
     assert any(isinstance(c, TensorBoardPictures) for c in cli.trainer.callbacks)
     assert "test/acc" in cli.trainer.callback_metrics
     assert not list(in_tmp.rglob("events.out.tfevents.*"))
+
+
+def test_a_picture_that_cannot_be_drawn_is_skipped_with_a_warning(tmp_path):
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    class Trainer:  # what the histograms read of a trainer
+        is_global_zero, current_epoch, global_step = True, 0, 0
+        loggers = [TensorBoardLogger(str(tmp_path))]
+
+    model = nn.Linear(2, 2)
+    with torch.no_grad():
+        model.weight.fill_(3e38)  # finite, but no histogram can bin it
+    with pytest.warns(UserWarning, match=r"a picture \(on_train_epoch_end\) was skipped"):
+        TensorBoardPictures().on_train_epoch_end(Trainer(), model)

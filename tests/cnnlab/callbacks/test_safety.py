@@ -168,3 +168,12 @@ def test_gradient_clipping_from_the_config_with_mixed_precision(clip, mnist_root
         assert change.norm() <= 0.001 * 1.01
     else:
         assert change.norm() > 0.01
+
+
+def test_an_exploding_but_finite_loss_stops_in_one_line(mnist_root, in_tmp, capsys, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["cnnlab"])
+    with pytest.raises(SystemExit) as done:
+        main([*in_process_args(mnist_root), "--optimizer", "SGD", "--optimizer.lr", "1e30"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert done.value.code == 2 and len(err) == 1
+    assert "(above explode_at 10000: training diverged)" in err[0] and "last good checkpoint" in err[0]
