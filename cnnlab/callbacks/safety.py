@@ -2,15 +2,25 @@
 
 Ctrl-C or SIGTERM during fit writes ``last.ckpt`` first:
 
-Lightning turns Ctrl-C into ``KeyboardInterrupt`` and SIGTERM (what ``kill``, SLURM and Kubernetes send)
-into ``SIGTERMException`` at the end of the running batch, and calls every callback's ``on_exception``
-before it exits. ``SaveOnInterrupt`` then writes the state of that step to ``last.ckpt`` in the run's
-checkpoint folder, where ``--ckpt_path last`` finds it, and says how to resume. Other exceptions are
-bugs or bad input; they are not checkpointed (the last epoch's ``last.ckpt`` stays).
+Lightning turns Ctrl-C into ``KeyboardInterrupt`` at the end of the running batch and calls every
+callback's ``on_exception`` before it exits. ``SaveOnInterrupt`` then writes the state of that step to
+``last.ckpt`` in the run's checkpoint folder, where ``--ckpt_path last`` finds it, and says how to
+resume. Other exceptions are bugs or bad input; they are not checkpointed (the last epoch's
+``last.ckpt`` stays).
+
+SIGTERM (what ``kill``, SLURM and Kubernetes send) is handled by ``SaveOnInterrupt`` itself, because
+Lightning's handler deadlocks several processes of one run (DDP): it runs a collective broadcast inside
+the signal handler, wherever the process happens to be (inside the gradient all-reduce, a validation
+metric's sync, a checkpoint barrier), and each process then stops at its own check. cnnlab's handler
+only sets a flag; at the end of every training, validation and test batch all processes agree on the
+flag (one all-reduce of one number), so they stop at the same batch, save ``last.ckpt`` together and
+exit with status 143, whichever of them got the signal and whenever it came.
 """
 
 import shlex
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import lightning as L
@@ -40,6 +50,43 @@ class SaveOnInterrupt(L.Callback):
 
     def __init__(self):
         self.saved_to: str | None = None
+        self._sigterm = False
+
+    # -- SIGTERM: a flag, agreed on by every process at batch ends ------------------------------------
+    def _take_sigterm(self, *_, **__) -> None:
+        """In place of Lightning's handler (see the module docstring), whenever it installed its own."""
+        if (
+            signal.getsignal(signal.SIGTERM) != self._on_sigterm
+            and threading.current_thread() is threading.main_thread()
+        ):
+            signal.signal(signal.SIGTERM, self._on_sigterm)
+
+    def _on_sigterm(self, signum, frame) -> None:
+        self._sigterm = True  # nothing else here: any collective now could deadlock
+
+    setup = on_sanity_check_start = on_train_start = on_validation_start = on_test_start = _take_sigterm
+
+    def _agree(self, trainer, *_, **__) -> None:
+        distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+        if trainer.world_size > 1 and distributed:  # as Lightning's own per-step check, one number
+            stop = torch.tensor([1.0 if self._sigterm else 0.0], device=trainer.strategy.root_device)
+            torch.distributed.all_reduce(stop, op=torch.distributed.ReduceOp.MAX)
+            # Only the handler writes the flag: a signal handled just after the all-reduce returned would
+            # otherwise be overwritten by its result. It then counts at the next batch end, on every
+            # process at once (stopping here alone would leave the others waiting in a collective).
+            if stop.item() > 0:
+                raise SIGTERMException()
+        elif self._sigterm:
+            raise SIGTERMException()
+
+    on_train_batch_end = on_validation_batch_end = on_test_batch_end = _agree
+
+    def teardown(self, trainer, pl_module, stage: str) -> None:
+        if (
+            threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGTERM) == self._on_sigterm
+        ):
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
     def on_fit_start(self, trainer, pl_module) -> None:
         # a write that a crash or SIGKILL interrupted left a temporary file: remove it as the run starts again
