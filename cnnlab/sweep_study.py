@@ -75,9 +75,12 @@ def open_storage(url: str | None, folder: Path):
     # a database that does not answer fails in seconds, not after the system's TCP timeout
     connect = {"connect_timeout": 10} if scheme in ("postgresql", "mysql") else {}
     try:
-        return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": connect})
+        return optuna.storages.RDBStorage(_with_driver(url), engine_kwargs={"connect_args": connect})
     except ImportError as err:
-        driver = {"postgresql": "psycopg2-binary", "mysql": "PyMySQL (and a mysql+pymysql:// URL)"}
+        driver = {
+            "postgresql": '"cnnlab[postgres]" (psycopg 3)',
+            "mysql": "PyMySQL (and a mysql+pymysql:// URL)",
+        }
         raise UserError(
             f"storage {redact(url)} needs a database driver that is not installed ({err}); "
             f"pip install {driver.get(scheme, 'the driver')}"
@@ -85,6 +88,19 @@ def open_storage(url: str | None, folder: Path):
     except Exception as err:  # sqlalchemy's errors: refused, unknown host, bad password, no such file
         reason = " ".join(str(err).split("\n")[0].split()) or type(err).__name__
         raise UserError(f"cannot open storage {redact(url)}: {reason[:300]}") from err
+
+
+def _with_driver(url: str) -> str:
+    """``postgresql://`` with the PostgreSQL driver that is installed: SQLAlchemy 2.0 takes psycopg2 for
+    a bare ``postgresql://``, 2.1 psycopg (3); a URL that names its driver is kept."""
+    import importlib.util
+
+    if not url.startswith("postgresql://"):
+        return url
+    for module in ("psycopg", "psycopg2"):
+        if importlib.util.find_spec(module) is not None:
+            return url.replace("postgresql://", f"postgresql+{module}://", 1)
+    return url
 
 
 # -- the study ------------------------------------------------------------------------------------------
