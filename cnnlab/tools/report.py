@@ -292,16 +292,22 @@ def sweep_section(name: str, groups: list[Configuration], metric: str, direction
     )
 
 
-def sweep_sections(runs: list[Run]) -> list[str]:
-    """One section per sweep with completed trials among ``runs``."""
+def sweep_groups(runs: list[Run]) -> dict[str, list[Configuration]]:
+    """Each sweep's configurations among ``runs`` (completed trials only), by sweep name."""
     trials = [t for run in runs if (t := run.sweep_trial()) is not None]
-    sections = []
+    by_sweep = {}
     for name in sorted({t.sweep for t in trials}):
         mine = [t for t in trials if t.sweep == name]
-        groups = configurations(mine, mine[0].direction)
-        if groups:
-            sections.append(sweep_section(name, groups, mine[0].metric, mine[0].direction))
-    return sections
+        by_sweep[name] = configurations(mine, mine[0].direction)
+    return {name: groups for name, groups in by_sweep.items() if groups}
+
+
+def sweep_sections(runs: list[Run]) -> list[str]:
+    """One section per sweep with completed trials among ``runs``."""
+    return [
+        sweep_section(name, groups, groups[0].trials[0].metric, groups[0].trials[0].direction)
+        for name, groups in sweep_groups(runs).items()
+    ]
 
 
 def _params(n: int) -> str:
@@ -336,15 +342,15 @@ class Series:
 
 
 def plot_series(runs: list[Run]) -> list[Series]:
-    """A sweep's completed trials as one mean curve per configuration; every other run as its own."""
-    series = []
-    trials = {id(run): t for run in runs if (t := run.sweep_trial()) is not None}
-    for name in sorted({t.sweep for t in trials.values()}):
-        mine = [t for t in trials.values() if t.sweep == name]
-        for group in configurations(mine, mine[0].direction):
-            series.append(_mean_curve(f"{name}: {describe(group.config)} (n={len(group.trials)})", group))
+    """A sweep's completed trials as one mean curve per configuration (its unfinished ones are left
+    out); every run outside sweeps as its own."""
+    series = [
+        _mean_curve(f"{name}: {describe(group.config)} (n={len(group.trials)})", group)
+        for name, groups in sweep_groups(runs).items()
+        for group in groups
+    ]
     for run in runs:
-        if id(run) not in trials and run.val_acc:
+        if run.trial is None and run.val_acc:
             epochs, seconds, acc = (list(v) for v in zip(*run.val_acc, strict=True))
             series.append(Series(f"{run.name} ({run.arch})", epochs, seconds, acc))
     return sorted((s for s in series if s.acc), key=lambda s: -s.best)
