@@ -332,6 +332,12 @@ class CNNLabCLI(LightningCLI):
         if self._execute and self._instantiate:
             super()._run_subcommand(subcommand)
 
+    def run_subcommand(self) -> None:
+        """Run the subcommand of a CLI built with ``execute=False`` as the command runs it: its checks
+        first and, after fit, the test of the best checkpoint (``Built.run``)."""
+        self._execute = True
+        self._run_subcommand(self.subcommand)
+
     # -- a checkpoint must fit the data ------------------------------------------------------------
     def _check_checkpoint_fits_data(self) -> None:
         ckpt = getattr(self, "_checkpoint", None)
@@ -381,6 +387,11 @@ class Built:
     model: L.LightningModule
     datamodule: L.LightningDataModule
     cli: CNNLabCLI
+
+    def run(self) -> None:
+        """Run what was built as the command would (``fit`` also tests its best checkpoint afterwards);
+        callbacks added to ``trainer.callbacks`` meanwhile take part."""
+        self.cli.run_subcommand()
 
 
 def read_recipe(args: list[str], ckpt_path: str | None = None) -> Built:

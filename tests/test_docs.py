@@ -13,6 +13,7 @@ from benchmarks import model_table
 from cnnlab.cli import SUBCOMMANDS, main
 from cnnlab.errors import UserError
 from cnnlab.lightning_cli import CNNLabCLI
+from cnnlab.sweep_file import load
 from cnnlab.tools import TOOLS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,11 +69,17 @@ def parses(words: list[str], capsys) -> None:
             assert done.code in (0, None) and "--print_config" in words
         return
     module = importlib.import_module(TOOLS[words[0]].module)
+    if "--help" in words:  # a tool's help prints and exits
+        with pytest.raises(SystemExit, match="0"):
+            module.main(words[1:])
+        return
     if words[0] == "report":
         module.parse_args(words[1:])
         return
     args, recipe_args = module.parser().parse_known_args(words[1:])
-    if recipe_args:  # what the tool hands to the recipe reader must parse there too
+    if words[0] == "sweep":  # fit options of every trial, after the sweep's recipe
+        CNNLabCLI(args=["fit", *load(args.sweep).base_args(), *recipe_args], instantiate=False)
+    elif recipe_args:  # what the tool hands to the recipe reader must parse there too
         CNNLabCLI(args=["predict", *recipe_args], instantiate=False)
 
 

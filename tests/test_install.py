@@ -46,6 +46,17 @@ def test_the_install_holds_only_cnnlab_at_the_top_level(installed):
     assert top == {"cnnlab"}
     assert (installed / "cnnlab/experiments/defaults.yaml").is_file()
     assert (installed / "cnnlab/experiments/mnist_lenet5.yaml").is_file()
+    assert (installed / "cnnlab/experiments/sweeps/mnist_zoo.yaml").is_file()
+
+
+def test_an_installed_cnnlab_finds_its_sweeps_by_name(installed, tmp_path):
+    done = cnnlab(installed, tmp_path, "sweep", "--help")
+    assert done.returncode == 0 and "mnist_zoo" in done.stdout and "cifar10_lr_wd" in done.stdout
+    from_elsewhere = "from cnnlab.sweep_file import load; print(load('mnist_zoo').path)"
+    env = {**os.environ, "PYTHONPATH": str(installed)}
+    where = subprocess.run([sys.executable, "-c", from_elsewhere], cwd=tmp_path, env=env, capture_output=True,
+                           text=True, timeout=120)  # fmt: skip
+    assert where.stdout.strip() == str(installed / "cnnlab" / "experiments" / "sweeps" / "mnist_zoo.yaml")
 
 
 def test_an_installed_cnnlab_trains_and_resumes_by_recipe_name_from_any_folder(installed, tmp_path):

@@ -28,6 +28,10 @@ TOOLS = {
         "cnnlab.tools.compress",
         "Measure a checkpoint's fp32, int8, ONNX, pruned and distilled variants side by side.",
     ),
+    "sweep": Tool(
+        "cnnlab.tools.sweep",
+        "Run a grid x seeds or an Optuna search of fit runs, as one of any number of workers.",
+    ),
 }
 
 RECIPE_OPTIONS = (

@@ -324,7 +324,7 @@ def test_help_and_the_light_tools_start_without_importing_lightning(fit_runs, tm
         "from cnnlab.cli import main\n"
         "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
         "    main(['--help'])\n"
-        "    for tool in ('summary', 'export'):\n"
+        "    for tool in ('summary', 'export', 'sweep'):\n"
         "        try:\n"
         "            main([tool, '--help'])\n"
         "        except SystemExit:\n"
@@ -332,7 +332,7 @@ def test_help_and_the_light_tools_start_without_importing_lightning(fit_runs, tm
         f"    main(['report', {str(fit_runs[0])!r}, '--output', {str(tmp_path / 'b.md')!r},"
         f" '--plot', {str(tmp_path / 'b.png')!r}])\n"
         "assert 'cnnlab summary' in out.getvalue() and 'compress' in out.getvalue()\n"
-        "print(sorted(m for m in ('lightning', 'torch', 'torchvision') if m in sys.modules))\n"
+        "print(sorted(m for m in ('lightning', 'torch', 'torchvision', 'optuna') if m in sys.modules))\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
