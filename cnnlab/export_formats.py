@@ -1,4 +1,4 @@
-"""Deployable models and their file formats: ONNX, TorchScript, ExportedProgram (int8: ``cnnlab.quantize``).
+"""Deployable models and their file formats: ONNX, TorchScript, ExportedProgram, int8 TorchScript.
 
 A deployable model takes float images in [0, 1], shape (N, C, H, W) with any N, and normalises them
 itself (the training data's mean and std are part of it); it returns logits. Beside each file, a JSON
@@ -14,6 +14,7 @@ from torch import nn
 
 from cnnlab.errors import UserError
 from cnnlab.models import Checkpoint, ImageClassifier
+from cnnlab.models.quantization import calibration_batches, convert_qat, is_quantization_aware, quantize_int8
 
 CHECK_BATCHES = (64, 7)  # two batch sizes exercise the dynamic batch axis
 ONNX_HINT = 'onnxruntime is not installed; install the optional extra: pip install "cnnlab[onnx]"'
@@ -34,6 +35,15 @@ class NormalizedModel(nn.Module):
         if self.tta:  # as ImageClassifier: average the logits of the image and its mirror image
             return (self.model(x) + self.model(x.flip(3))) / 2
         return self.model(x)
+
+
+def int8_model(model: NormalizedModel, calibration: torch.Tensor) -> nn.Module:
+    """The int8 model of a deployable one: a quantization-aware model converted with the ranges it
+    trained with, any other quantized after training, its ranges observed on the ``calibration`` images."""
+    if is_quantization_aware(model.model):
+        mean, std = model.mean.flatten().tolist(), model.std.flatten().tolist()
+        return NormalizedModel(convert_qat(model.model), mean, std, model.tta).eval()
+    return quantize_int8(model, calibration_batches(calibration))
 
 
 def deployable(ckpt: Checkpoint, mean=None, std=None) -> tuple[NormalizedModel, dict]:

@@ -160,6 +160,11 @@ class Checkpoint:
             image_size=hp.get("image_size", 32),
             **arch_kwargs,
         )
+        if hp.get("quantization_aware"):  # its weights are those of the fake-quantized model
+            from .quantization import prepare_qat
+
+            size = hp.get("image_size", 32)
+            model = prepare_qat(model, torch.zeros(2, hp.get("in_channels", 3), size, size), hp["arch"])
         self._load(model, self.architecture_weights())
         return model
 

@@ -25,6 +25,7 @@ from torchmetrics.classification import (
 
 from .checkpoint import read_checkpoint
 from .errors import ModelError
+from .quantization import prepare_qat
 from .registry import get_model, list_models
 
 LOG_POINTS = 4  # train/loss points per epoch at the least, however few the batches
@@ -113,6 +114,9 @@ class ImageClassifier(L.LightningModule):
         init_from: a cnnlab checkpoint whose architecture weights (not its trainer state) the model
             starts ``fit`` from, e.g. to fine-tune or prune a trained model; the architecture must match.
             ``--ckpt_path`` (resume) still wins over it; test and predict ignore it.
+        quantization_aware: train with fake int8 quantization (``models.quantization.prepare_qat``),
+            usually fine-tuning an fp32 checkpoint given as ``init_from``; ``cnnlab export --format
+            int8`` then converts the trained ranges, with no calibration.
     """
 
     def __init__(
@@ -132,19 +136,16 @@ class ImageClassifier(L.LightningModule):
         channels_last: bool = True,
         compile: bool = False,
         init_from: str | None = None,
+        quantization_aware: bool = False,
     ):
         super().__init__()
         # Lists, so hparams.yaml stays plain YAML (tuples become !!python/tuple); set before they are saved.
         mean = None if mean is None else [float(v) for v in mean]
         std = None if std is None else [float(v) for v in std]
         self.save_hyperparameters()
-        self.model = get_model(
-            arch,
-            num_classes=num_classes,
-            in_channels=in_channels,
-            image_size=image_size,
-            **(arch_kwargs or {}),
-        )
+        self.model = self._architecture()
+        if quantization_aware:
+            self._quantization_aware()
         if channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.train_acc = MulticlassAccuracy(num_classes, average="micro", validate_args=False)
@@ -157,17 +158,41 @@ class ImageClassifier(L.LightningModule):
         if stage == "fit" and self.hparams.get("init_from"):
             self.load_architecture_weights(self.hparams.init_from)
 
+    def _architecture(self) -> torch.nn.Module:
+        hp = self.hparams
+        return get_model(
+            hp.arch,
+            num_classes=hp.num_classes,
+            in_channels=hp.in_channels,
+            image_size=hp.image_size,
+            **(hp.arch_kwargs or {}),
+        )
+
+    def _quantization_aware(self) -> None:
+        hp = self.hparams
+        example = torch.zeros(2, hp.in_channels, hp.image_size, hp.image_size)
+        self.model = prepare_qat(self.model, example, f"'{hp.arch}'")
+
     def load_architecture_weights(self, path: str) -> None:
         ckpt = read_checkpoint(path)
         weights, hparams = ckpt.architecture_weights(), ckpt.hparams
+        fp32_into_qat = self.hparams.get("quantization_aware") and not hparams.get("quantization_aware")
+        # fp32 weights into a quantization-aware model: into the plain architecture, then fake quantization
+        # over them (its batch norm folding changes the parameters' names)
+        target = self._architecture() if fp32_into_qat else self.model
         try:
-            self.model.load_state_dict(weights)
+            target.load_state_dict(weights)
         except RuntimeError as err:
             raise ModelError(
                 f"{path} holds a '{hparams['arch']}' with {hparams.get('num_classes')} classes, which does "
                 f"not fit this '{self.hparams.arch}' with {self.hparams.num_classes} classes; pass a "
                 "checkpoint of the same architecture"
             ) from err
+        if fp32_into_qat:
+            self.model = target
+            self._quantization_aware()
+            if self.hparams.channels_last:
+                self.model.to(memory_format=torch.channels_last)
 
     @classmethod
     def load_from_checkpoint(

@@ -1,12 +1,13 @@
 """``cnnlab compress``: a checkpoint's deployable variants measured side by side, as a Markdown table.
 
-    cnnlab compress --ckpt_path CKPT [--pruned CKPT] [--student CKPT] [--output report.md]
+    cnnlab compress --ckpt_path CKPT [--pruned CKPT] [--student CKPT] [--qat CKPT] [--output report.md]
 
 Variants: the fp32 model, its int8 quantization (calibrated on training images), its ONNX export in
-onnxruntime, and optionally a pruned and a distilled student checkpoint. For each: test accuracy,
-parameters (and non-zero ones), size of the saved file, and CPU latency per image at batch 1 and 64. All
-variants run in one process, one after another in alternating rounds, and the median of the rounds is
-reported, so the ratios hold even on a busy machine.
+onnxruntime, and optionally a pruned and a distilled student checkpoint, and the int8 model of a
+quantization-aware fine-tuning of it (``--qat``: its own trained ranges, no calibration). For each: test
+accuracy, parameters (and non-zero ones), size of the saved file, and CPU latency per image at batch 1
+and 64. All variants run in one process, one after another in alternating rounds, and the median of the
+rounds is reported, so the ratios hold even on a busy machine.
 """
 
 import datetime
@@ -21,11 +22,18 @@ import torch
 from torch import nn
 
 from cnnlab.errors import DataError, UserError, writable_folder
-from cnnlab.export_formats import ONNX_HINT, deployable, export_onnx, export_torchscript, onnx_session
+from cnnlab.export_formats import (
+    ONNX_HINT,
+    deployable,
+    export_onnx,
+    export_torchscript,
+    int8_model,
+    onnx_session,
+)
 from cnnlab.lightning_cli import read_recipe
 from cnnlab.models import read_checkpoint
+from cnnlab.models.quantization import load_int8, save_int8
 from cnnlab.provenance import cpu_name
-from cnnlab.quantize import calibration_batches, load_int8, quantize_int8, save_int8
 from cnnlab.tables import markdown_cell
 from cnnlab.tools import tool_parser
 from cnnlab.tools.export import fitting_images
@@ -55,10 +63,11 @@ def torch_variant(name: str, model: nn.Module, info: dict, folder: Path) -> Vari
     return Variant(name, model, path, *count_params(model))
 
 
-def int8_variant(model: nn.Module, calibration: torch.Tensor, folder: Path) -> Variant:
-    path = folder / "int8.pt"
-    save_int8(quantize_int8(model, calibration_batches(calibration)), calibration[:2], path)
-    return Variant("int8", load_int8(path), path, *count_params(model))
+def int8_variant(name: str, model: nn.Module, calibration: torch.Tensor, folder: Path) -> Variant:
+    """``int8_model`` of ``model``: post-training, or a quantization-aware model's own ranges."""
+    path = folder / f"{name.split()[0].replace('-', '_')}.pt"
+    save_int8(int8_model(model, calibration), calibration[:2], path)
+    return Variant(name, load_int8(path), path, *count_params(model))
 
 
 def onnx_variant(model: nn.Module, info: dict, folder: Path, threads: int) -> Variant:
@@ -146,7 +155,7 @@ def compress(args, recipe_args: list[str]) -> str:
     )
     print(f"compress: {len(images)} test images, {len(calibration)} calibration images; files in {folder}")
 
-    variants = [torch_variant("fp32", model, info, folder), int8_variant(model, calibration, folder)]
+    variants = [torch_variant("fp32", model, info, folder), int8_variant("int8", model, calibration, folder)]
     try:
         variants.append(onnx_variant(model, info, folder, args.threads))
     except UserError as err:
@@ -155,14 +164,17 @@ def compress(args, recipe_args: list[str]) -> str:
         print(f"compress: notice: no ONNX row ({err})")
     except ModuleNotFoundError as err:  # onnxruntime without onnx or onnxscript, which the exporter needs
         print(f"compress: notice: no ONNX row ({err}; {ONNX_HINT.split('; ')[1]})")
-    for name, ckpt in (("pruned", args.pruned), ("student", args.student)):
+    for name, ckpt in (("pruned", args.pruned), ("student", args.student), ("qat", args.qat)):
         if ckpt:
             other, other_info = deployable(read_checkpoint(ckpt))
             if other_info["input_size"] != info["input_size"]:
                 raise UserError(
                     f"--{name} takes {other_info['input_size']} inputs, the model {info['input_size']}"
                 )
-            variants.append(torch_variant(f"{name} ({other_info['arch']})", other, other_info, folder))
+            if name == "qat":
+                variants.append(int8_variant(f"int8-qat ({other_info['arch']})", other, calibration, folder))
+            else:
+                variants.append(torch_variant(f"{name} ({other_info['arch']})", other, other_info, folder))
     for v in variants:
         v.results["acc"] = accuracy(v, images, labels)
         v.results["mb"], v.results["gz"] = file_size(v.path)
@@ -176,7 +188,8 @@ def compress(args, recipe_args: list[str]) -> str:
         f"- accuracy on {len(images)} test images; int8 calibrated on {len(calibration)} training images",
         f"- latency: CPU `{cpu_name()}`, {threads} thread(s), torch {torch.__version__}; median of "
         f"{args.rounds} alternating rounds per batch size, per image",
-        f"- files: `{folder}` (fp32, pruned, student: TorchScript; int8: TorchScript with int8 weights)",
+        f"- files: `{folder}` (fp32, pruned, student: TorchScript; int8, int8-qat: TorchScript with int8 "
+        "weights)",
         f"- measured {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
     ]
     report = markdown(variants, header)
@@ -191,6 +204,7 @@ def parser():
     p.add_argument("--ckpt_path", required=True, help="the fp32 checkpoint written by cnnlab fit")
     p.add_argument("--pruned", help="a pruned checkpoint of the same model, for its row")
     p.add_argument("--student", help="a distilled student checkpoint, for its row")
+    p.add_argument("--qat", help="a quantization-aware checkpoint of the model, for its int8 row")
     p.add_argument("--output", default="compression_report.md", help="Markdown file to write")
     p.add_argument("--artifacts", help="folder for the measured model files (default: OUTPUT without .md)")
     p.add_argument("--limit", type=int, help="test images for accuracy (default: the whole test split)")

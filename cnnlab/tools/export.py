@@ -71,9 +71,15 @@ def export(args, recipe_args: list[str]) -> Path:
         except DataError as err:
             raise UserError(f"int8 calibration needs the training images; {err}") from err
         export_int8(model, calibration, output)
+        from cnnlab.models.quantization import is_quantization_aware
+
+        ranges = (
+            "the ranges of its quantization-aware training"
+            if is_quantization_aware(model)
+            else f"calibrated on {len(calibration)} training images"
+        )
         info["quantization"] = (
-            f"int8 static (torch.ao FX, x86 engine), calibrated on {len(calibration)} training "
-            "images; a TorchScript file: torch.jit.load"
+            f"int8 static (torch.ao FX, x86 engine), {ranges}; a TorchScript file: torch.jit.load"
         )
     sidecar = write_sidecar(output, info, args.format)
     print(f"wrote {output} ({output.stat().st_size / 1e6:.2f} MB) and {sidecar}")
@@ -110,18 +116,18 @@ def fitting_images(dm, split: str, count: int, info: dict):
 
 
 def export_int8(model, calibration, output: Path) -> None:
-    """The int8 model of ``model`` (calibrated on ``calibration`` images) saved to ``output``."""
-    from cnnlab.quantize import calibration_batches, quantize_int8, save_int8
+    """The int8 model of ``model`` (``int8_model``) saved to ``output``."""
+    from cnnlab.export_formats import int8_model
+    from cnnlab.models.quantization import save_int8
 
-    quantized = quantize_int8(model, calibration_batches(calibration))
-    save_int8(quantized, calibration[:2], output)
+    save_int8(int8_model(model, calibration), calibration[:2], output)
 
 
 def check_int8(model, path: Path, dm, count: int = 1000) -> str:
     """Accuracy of the fp32 model and of the saved int8 file on up to ``count`` test images."""
     import torch
 
-    from cnnlab.quantize import load_int8
+    from cnnlab.models.quantization import load_int8
 
     quantized = load_int8(path)
     images, labels = dm.sample_images("test", count)  # the shape was checked for the calibration

@@ -107,7 +107,7 @@ def test_int8_export_calibrates_on_the_runs_data_and_reports_accuracy(mnist_ckpt
     main(["export", "--ckpt_path", str(mnist_ckpt), "--format", "int8", "--output", str(output)])
     printed = capsys.readouterr().out
     assert "int8 check (100 test images): accuracy fp32" in printed
-    from cnnlab.quantize import load_int8
+    from cnnlab.models.quantization import load_int8
 
     assert load_int8(output)(torch.rand(5, 1, 28, 28)).shape == (5, 10)
     assert json.loads(Path(f"{output}.json").read_text())["format"] == "int8"
@@ -169,3 +169,31 @@ def test_compress_without_the_onnx_extra_leaves_out_the_onnx_row(mnist_ckpt, tmp
     notices = [line for line in out.splitlines() if line.startswith("compress: notice: no ONNX row")]
     assert len(notices) == 1 and "pip install" in notices[0]
     assert "ONNX" not in report.read_text() and "| int8 |" in report.read_text()
+
+
+def test_quantization_aware_fine_tuning_exports_int8_with_its_own_ranges_and_joins_the_report(
+    mnist_ckpt, mnist_root, tmp_path, capsys
+):
+    with inside(tmp_path):
+        data = on_data(mnist_root, batch_size=32, workers=0)
+        main(["fit", *recipe("mnist_lenet5_qat"), *data, "--model.init_from", str(mnist_ckpt),
+              "--trainer.max_epochs", "1", *QUIET])  # fmt: skip
+    qat = tmp_path / "lightning_logs" / "mnist_lenet5_qat" / "version_0" / "checkpoints" / "last.ckpt"
+    state = torch.load(qat, weights_only=True)["state_dict"]  # fake quantization is tensors only
+    assert any("activation_post_process" in key for key in state)
+    capsys.readouterr()
+
+    output = tmp_path / "qat.int8.pt"
+    main(["export", "--ckpt_path", str(qat), "--format", "int8", "--output", str(output)])
+    assert "int8 check (100 test images)" in capsys.readouterr().out
+    from cnnlab.models.quantization import load_int8
+
+    assert load_int8(output)(torch.rand(3, 1, 28, 28)).shape == (3, 10)
+    sidecar = json.loads(Path(f"{output}.json").read_text())
+    assert "the ranges of its quantization-aware training" in sidecar["quantization"]
+
+    report = tmp_path / "report.md"
+    main(["compress", "--ckpt_path", str(mnist_ckpt), "--qat", str(qat), "--output", str(report),
+          "--limit", "50", "--rounds", "1", "--calibration_images", "64"])  # fmt: skip
+    variants = {line.split("|")[1].strip() for line in report.read_text().splitlines() if "| " in line}
+    assert {"fp32", "int8", "int8-qat (lenet5)"} <= variants

@@ -3,10 +3,19 @@ import io
 import pytest
 import torch
 
-from cnnlab.errors import UserError
 from cnnlab.export_formats import NormalizedModel
+from cnnlab.models import ImageClassifier
+from cnnlab.models.errors import ModelError
+from cnnlab.models.quantization import (
+    calibration_batches,
+    convert_qat,
+    is_quantization_aware,
+    load_int8,
+    prepare_qat,
+    quantize_int8,
+    save_int8,
+)
 from cnnlab.models.registry import get_model
-from cnnlab.quantize import calibration_batches, load_int8, quantize_int8, save_int8
 
 # The int8 model may lose at most this much accuracy on the synthetic task (it loses none in practice).
 MAX_ACCURACY_DROP = 0.02
@@ -73,5 +82,47 @@ def test_int8_runs_int8_kernels_and_saves_four_times_smaller(trained, tmp_path):
 
 
 def test_quantize_without_calibration_images_is_a_clear_error(trained):
-    with pytest.raises(UserError, match="calibration needs at least one batch"):
+    with pytest.raises(ModelError, match="calibration needs at least one batch"):
         quantize_int8(trained[0], [])
+
+
+def test_quantization_aware_training_recovers_the_accuracy_and_converts_to_int8_kernels(trained, tmp_path):
+    model, train_images = trained
+    test_images, test_labels = quadrant_task(1000, seed=2)
+    _, train_labels = quadrant_task(512, seed=1)
+    qat = prepare_qat(model, train_images[:2])
+    assert is_quantization_aware(qat) and not is_quantization_aware(model)
+    optimizer = torch.optim.Adam(qat.parameters(), lr=1e-4)
+    for x, y in zip(train_images.split(32), train_labels.split(32), strict=True):  # one fine-tuning epoch
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(qat(x), y).backward()
+        optimizer.step()
+    # its state is tensors only: a checkpoint of it loads with weights_only=True
+    buffer = io.BytesIO()
+    torch.save(qat.state_dict(), buffer)
+    buffer.seek(0)
+    qat.load_state_dict(torch.load(buffer, weights_only=True))
+
+    int8 = convert_qat(qat)
+    assert any("quantized" in type(m).__module__ for m in int8.modules())  # int8 modules, not fake ones
+    assert not is_quantization_aware(int8)
+    fp32 = accuracy(model, test_images, test_labels)
+    assert accuracy(int8, test_images, test_labels) >= fp32 - MAX_ACCURACY_DROP
+    save_int8(int8, test_images[:2], tmp_path / "qat.pt")
+    assert accuracy(load_int8(tmp_path / "qat.pt"), test_images, test_labels) >= fp32 - MAX_ACCURACY_DROP
+
+
+def test_a_quantization_aware_classifier_starts_from_fp32_weights_and_refuses_untraceable_architectures(
+    tmp_path,
+):
+    fp32 = ImageClassifier(arch="lenet5", in_channels=1, image_size=28)
+    ckpt = tmp_path / "fp32.ckpt"
+    torch.save({"state_dict": fp32.state_dict(), "hyper_parameters": dict(fp32.hparams)}, ckpt)
+    qat = ImageClassifier(arch="lenet5", in_channels=1, image_size=28, quantization_aware=True)
+    qat.load_architecture_weights(str(ckpt))
+    assert is_quantization_aware(qat.model)
+    images = torch.rand(8, 1, 28, 28)
+    with torch.no_grad():  # fake quantization moves the logits a little, not the predictions' scale
+        assert torch.allclose(qat.model.eval()(images), fp32.model.eval()(images), atol=0.05)
+    with pytest.raises(ModelError, match="'airbench' cannot be quantized to int8"):
+        ImageClassifier(arch="airbench", quantization_aware=True)
