@@ -94,6 +94,19 @@ class CifarResNet(nn.Module):
 
 
 @register_model
+def resnet8(num_classes: int = 10, in_channels: int = 3) -> CifarResNet:
+    """ResNet-8: 3 stages of 1 basic block, 0.08M parameters; not in the paper, the usual small student
+    of knowledge distillation on CIFAR."""
+    return CifarResNet(8, num_classes, in_channels)
+
+
+@register_model
+def resnet14(num_classes: int = 10, in_channels: int = 3) -> CifarResNet:
+    """ResNet-14: 3 stages of 2 basic blocks, 0.17M parameters; not in the paper."""
+    return CifarResNet(14, num_classes, in_channels)
+
+
+@register_model
 def resnet20(num_classes: int = 10, in_channels: int = 3) -> CifarResNet:
     """ResNet-20: 3 stages of 3 basic blocks, 0.27M parameters (91.25% on CIFAR-10 in the paper)."""
     return CifarResNet(20, num_classes, in_channels)
