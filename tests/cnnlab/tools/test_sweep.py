@@ -52,7 +52,11 @@ def val_acc(run: Path) -> list[float]:
 
 # -- bad input: one line, exit status 2, nothing written ------------------------------------------------
 BAD_INPUT = {
-    "unknown key in the grid": (ZOO.replace("model.arch", "model.archh"), [], "archh=lenet5: unknown config key 'model.archh'"),
+    "unknown key in the grid": (
+        ZOO.replace("model.arch", "model.archh"),
+        [],
+        "archh=lenet5: unknown config key 'model.archh'",
+    ),
     "unknown trainer key": (
         "recipe: mnist_cnn\ngrid:\n  trainer.max_epohcs: [1, 2]\n",
         [],
