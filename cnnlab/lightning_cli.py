@@ -46,10 +46,15 @@ from cnnlab import recipes
 from cnnlab.callbacks import PredictionWriter
 from cnnlab.datamodules import (  # noqa: F401
     CIFAR10DataModule,
+    CIFAR100DataModule,
     ClassificationDataModule,
+    FashionMNISTDataModule,
     ImageFilesDataModule,
     ImageFolderDataModule,
+    KMNISTDataModule,
     MNISTDataModule,
+    STL10DataModule,
+    SVHNDataModule,
 )
 from cnnlab.errors import UserError, writable_folder
 from cnnlab.models import DistillationClassifier, ImageClassifier, read_checkpoint  # noqa: F401
