@@ -47,15 +47,16 @@ class CIFAR100Coarse(CIFAR100):
 
 
 class CIFAR100DataModule(CIFAR10DataModule):
-    """CIFAR-100 (Krizhevsky 2009): 50,000 training and 10,000 test images, 3x32x32, 100 classes in 20
-    superclasses.
+    """CIFAR-100 (Krizhevsky 2009): 50,000 training and 10,000 test images, 3x32x32, 100 classes.
 
-    Training augmentation as for CIFAR-10: random 32x32 crop of the image padded by 4, horizontal flip.
+    The 100 classes fall into 20 superclasses, which ``labels: coarse`` trains on instead. Training
+    augmentation as for CIFAR-10: random 32x32 crop of the image padded by 4, horizontal flip.
     ``data_dir`` is the folder that holds ``cifar-100-python/``.
+
+    Its other arguments are ``ClassificationDataModule``'s.
 
     Args:
         labels: ``fine`` for the 100 classes, ``coarse`` for the 20 superclasses.
-        Other arguments as in ``ClassificationDataModule``.
     """
 
     dataset_cls = CIFAR100

@@ -24,9 +24,10 @@ class MNISTDataModule(ClassificationDataModule):
 
 
 class FashionMNISTDataModule(MNISTDataModule):
-    """Fashion-MNIST (Xiao et al. 2017): 60,000 training and 10,000 test photos of clothing, 1x28x28, ten
-    classes, in MNIST's IDX format, through ``torchvision.datasets.FashionMNIST``. No training
-    augmentation, as for MNIST.
+    """Fashion-MNIST (Xiao et al. 2017): 60,000 training and 10,000 test clothing photos, 1x28x28.
+
+    Ten classes of Zalando's articles in MNIST's IDX format, read by ``torchvision.datasets.FashionMNIST``.
+    No training augmentation, as for MNIST.
 
     ``data_dir`` is the folder that holds ``FashionMNIST/``.
     """
@@ -41,9 +42,10 @@ class FashionMNISTDataModule(MNISTDataModule):
 
 
 class KMNISTDataModule(MNISTDataModule):
-    """Kuzushiji-MNIST (Clanuwat et al. 2018): 60,000 training and 10,000 test cursive Japanese characters,
-    one per hiragana row, 1x28x28, in MNIST's IDX format, through ``torchvision.datasets.KMNIST``. No
-    training augmentation.
+    """Kuzushiji-MNIST (Clanuwat et al. 2018): 60,000 training and 10,000 test characters, 1x28x28.
+
+    Ten cursive Japanese hiragana, one of each row of the syllabary, in MNIST's IDX format, read by
+    ``torchvision.datasets.KMNIST``. No training augmentation.
 
     ``data_dir`` is the folder that holds ``KMNIST/``. Class names are the characters' romanised readings.
     """

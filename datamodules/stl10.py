@@ -6,9 +6,10 @@ from .base import ClassificationDataModule
 
 
 class STL10DataModule(ClassificationDataModule):
-    """STL-10 (Coates et al. 2011): the labelled splits, 5,000 training and 8,000 test images, 3x96x96,
-    ten classes. The 100,000 unlabelled images (for unsupervised learning) are not used, though
-    torchvision wants their file present.
+    """STL-10 (Coates et al. 2011): 5,000 labelled training and 8,000 test images, 3x96x96, ten classes.
+
+    The 100,000 unlabelled images (for unsupervised learning) are not used, though torchvision wants
+    their file present.
 
     Training augmentation: random 96x96 crop of the image padded by 12 (CIFAR's 4 pixels of 32, scaled
     to 96), horizontal flip. ``data_dir`` is the folder that holds ``stl10_binary/``.

@@ -7,17 +7,18 @@ from .errors import DataError
 
 
 class SVHNDataModule(ClassificationDataModule):
-    """SVHN, the Street View House Numbers (Netzer et al. 2011), cropped digits: 73,257 training and 26,032
-    test images, 3x32x32, ten classes (torchvision labels the digit 0 as 0, not the files' 10).
+    """SVHN (Netzer et al. 2011): 73,257 training and 26,032 test house-number digits, 3x32x32, ten classes.
 
+    The Street View House Numbers' cropped digits; torchvision labels the digit 0 as 0, not the files' 10.
     Training augmentation: random 32x32 crop of the image padded by 4; no flip, which would mirror the
     digits. ``data_dir`` is the folder that holds ``SVHN/`` (torchvision keeps the files directly in its
     root; cnnlab gives them their own folder, as torchvision does for MNIST).
 
+    Its other arguments are ``ClassificationDataModule``'s.
+
     Args:
         extra: add the 531,131 easier ``extra`` images to the training set (the validation images are
             then held out of both).
-        Other arguments as in ``ClassificationDataModule``.
     """
 
     dataset_cls = SVHN
