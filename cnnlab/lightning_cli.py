@@ -86,7 +86,8 @@ SUBCOMMAND_HELP = {
     name: f"cnnlab {name}: {text} Recipes: --config NAME (cnnlab --help lists them) or a YAML file, read "
     "after defaults.yaml. Below: the trainer's options. A recipe's model and data options depend on its "
     "classes: see them with --model.help ImageClassifier (or DistillationClassifier) and --data.help "
-    "MNISTDataModule (or CIFAR10DataModule, ImageFolderDataModule, ImageFilesDataModule); every value a "
+    "MNISTDataModule (or FashionMNISTDataModule, KMNISTDataModule, CIFAR10DataModule, CIFAR100DataModule, "
+    "SVHNDataModule, STL10DataModule, ImageFolderDataModule, ImageFilesDataModule); every value a "
     "command would use: --print_config."
     for name, text in {
         "fit": "train a model from a recipe, then test its best checkpoint.",
