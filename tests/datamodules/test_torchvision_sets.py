@@ -191,3 +191,9 @@ def test_recipe_fits_one_short_epoch_and_tests(name, request, in_tmp):
     assert cli.trainer.global_step == 2
     assert type(cli.datamodule).__name__ == name
     assert 0.0 <= float(cli.trainer.callback_metrics["test/acc"]) <= 1.0
+
+
+def test_svhn_without_scipy_says_how_to_install_it(svhn_root, monkeypatch):
+    monkeypatch.setitem(sys.modules, "scipy.io", None)  # import scipy.io fails as if not installed
+    with pytest.raises(DataError, match=r"needs scipy .*pip install 'scipy>=1.10,<2'"):
+        SVHNDataModule(data_dir=str(svhn_root), download=False).setup("test")
