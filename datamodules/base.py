@@ -230,8 +230,11 @@ class ClassificationDataModule(L.LightningDataModule):
                 ) from err
             if "not found" not in str(err).lower():
                 raise
+            what = self.dataset_name
+            if source not in ("train", "test"):  # a split the user chose to add (SVHN's extra)
+                what += f"'s {source} split"
             raise DataNotFoundError(
-                f"{self.dataset_name} not found in {looked_in}; set --data.download true to download it, "
+                f"{what} not found in {looked_in}; set --data.download true to download it, "
                 f"or point --data.data_dir at the folder that holds {self.dataset_folder.split('/')[0]}/"
             ) from err
 

@@ -197,3 +197,13 @@ def test_svhn_without_scipy_says_how_to_install_it(svhn_root, monkeypatch):
     monkeypatch.setitem(sys.modules, "scipy.io", None)  # import scipy.io fails as if not installed
     with pytest.raises(DataError, match=r"needs scipy .*pip install 'scipy>=1.10,<2'"):
         SVHNDataModule(data_dir=str(svhn_root), download=False).setup("test")
+
+
+def test_svhn_extra_missing_names_the_extra_split(tmp_path):
+    from tests.fakedata import make_svhn
+
+    root = make_svhn(tmp_path, n_train=20, n_test=10, n_extra=5)
+    (root / "SVHN" / "extra_32x32.mat").unlink()
+    SVHNDataModule(data_dir=str(root), download=False).setup("fit")  # train and test are there
+    with pytest.raises(DataNotFoundError, match=r"SVHN's extra split not found in .*SVHN; set --data.downl"):
+        SVHNDataModule(data_dir=str(root), download=False, extra=True).setup("fit")
