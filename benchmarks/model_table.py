@@ -90,9 +90,18 @@ def _arch_of(recipe: dict) -> str:
     return str(model.get("arch", ""))
 
 
+# The data sets' own spelling of the data modules' names.
+DATA_NAMES = {
+    "CIFAR10": "CIFAR-10",
+    "CIFAR100": "CIFAR-100",
+    "FashionMNIST": "Fashion-MNIST",
+    "STL10": "STL-10",
+}
+
+
 def _data_of(recipe: dict) -> str:
     name = str((recipe.get("data") or {}).get("class_path", "")).rsplit(".", 1)[-1].removesuffix("DataModule")
-    return {"CIFAR10": "CIFAR-10"}.get(name, name)
+    return DATA_NAMES.get(name, name)
 
 
 def recipe_rows(results: dict) -> list[list]:

@@ -46,10 +46,15 @@ from cnnlab import recipes
 from cnnlab.callbacks import PredictionWriter
 from cnnlab.datamodules import (  # noqa: F401
     CIFAR10DataModule,
+    CIFAR100DataModule,
     ClassificationDataModule,
+    FashionMNISTDataModule,
     ImageFilesDataModule,
     ImageFolderDataModule,
+    KMNISTDataModule,
     MNISTDataModule,
+    STL10DataModule,
+    SVHNDataModule,
 )
 from cnnlab.errors import UserError, writable_folder
 from cnnlab.models import DistillationClassifier, ImageClassifier, read_checkpoint  # noqa: F401
@@ -81,7 +86,8 @@ SUBCOMMAND_HELP = {
     name: f"cnnlab {name}: {text} Recipes: --config NAME (cnnlab --help lists them) or a YAML file, read "
     "after defaults.yaml. Below: the trainer's options. A recipe's model and data options depend on its "
     "classes: see them with --model.help ImageClassifier (or DistillationClassifier) and --data.help "
-    "MNISTDataModule (or CIFAR10DataModule, ImageFolderDataModule, ImageFilesDataModule); every value a "
+    "MNISTDataModule (or FashionMNISTDataModule, KMNISTDataModule, CIFAR10DataModule, CIFAR100DataModule, "
+    "SVHNDataModule, STL10DataModule, ImageFolderDataModule, ImageFilesDataModule); every value a "
     "command would use: --print_config."
     for name, text in {
         "fit": "train a model from a recipe, then test its best checkpoint.",

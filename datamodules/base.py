@@ -17,7 +17,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
@@ -105,10 +105,13 @@ class ClassificationDataModule(L.LightningDataModule):
 
     # -- what a subclass provides -------------------------------------------------------------------
     # A torchvision data set class taking (root, train, transform, download), its display name and the
-    # folder it keeps under data_dir; subclasses over other sources override the _open* methods.
+    # folder it keeps under data_dir; classes taking ``split=`` override _torchvision, subclasses over
+    # other sources override the _open* methods.
     dataset_cls: type | None = None
     dataset_name: str = ""
     dataset_folder: str = ""
+    # torchvision keeps MNIST's images as NHW and CIFAR's as NHWC arrays, SVHN's and STL-10's as NCHW.
+    channels_first: bool = False
 
     def _augmentation_defaults(self) -> dict:
         """The data set's usual training augmentation: ``crop_padding`` and ``flip``."""
@@ -117,20 +120,40 @@ class ClassificationDataModule(L.LightningDataModule):
     def _has_split(self, split: str) -> bool:
         return split in ("train", "test")
 
+    def _sources(self, split: str) -> tuple[str, ...]:
+        """The torchvision splits that make up ``split`` (SVHN's training set may add ``extra``)."""
+        return (split,)
+
+    def _torchvision(self, source: str, transform, download: bool) -> Dataset:
+        """``dataset_cls`` opened on the torchvision split ``source``."""
+        return self.dataset_cls(
+            str(self.data_dir), train=source == "train", transform=transform, download=download
+        )
+
     def _open(self, split: str, transform) -> Dataset:
         """The per-image data set of ``split`` with ``transform`` applied to each image."""
-        return self._open_torchvision(split == "train", transform=transform, download=False)
+        parts = [self._open_torchvision(s, transform=transform, download=False) for s in self._sources(split)]
+        return parts[0] if len(parts) == 1 else ConcatDataset(parts)
 
     def _open_memory(self, split: str) -> InMemoryImages:
-        """``split`` as one uint8 tensor; torchvision's MNIST and CIFAR10 already hold theirs as arrays."""
-        dataset = self._open_torchvision(split == "train", transform=None, download=False)
-        images = torch.as_tensor(dataset.data)
-        images = images[:, None] if images.ndim == 3 else images.permute(0, 3, 1, 2)  # NHW / NHWC -> NCHW
-        return InMemoryImages(images.contiguous(), torch.as_tensor(dataset.targets, dtype=torch.long))
+        """``split`` as one uint8 tensor; torchvision's data set classes already hold theirs as arrays."""
+        images, labels = [], []
+        for source in self._sources(split):
+            dataset = self._open_torchvision(source, transform=None, download=False)
+            part = torch.as_tensor(dataset.data)
+            if part.ndim == 3:  # NHW -> NCHW
+                part = part[:, None]
+            elif not self.channels_first:  # NHWC -> NCHW
+                part = part.permute(0, 3, 1, 2)
+            images.append(part)
+            found = dataset.targets if hasattr(dataset, "targets") else dataset.labels  # SVHN, STL10: labels
+            labels.append(torch.as_tensor(found, dtype=torch.long))
+        return InMemoryImages(torch.cat(images).contiguous(), torch.cat(labels))
 
     def prepare_data(self) -> None:
-        for train in (True, False):
-            self._open_torchvision(train, transform=None, download=self.download)
+        for split in ("train", "test"):
+            for source in self._sources(split):
+                self._open_torchvision(source, transform=None, download=self.download)
 
     def _decode(self) -> list:
         """Per-image transforms every split starts with (resizing, colour conversion)."""
@@ -188,8 +211,8 @@ class ClassificationDataModule(L.LightningDataModule):
         return self.normalize(images), labels
 
     # -- splits ------------------------------------------------------------------------------------
-    def _open_torchvision(self, train: bool, transform, download: bool) -> Dataset:
-        """Open ``dataset_cls``, turning "not found" and failed downloads into one clear line."""
+    def _open_torchvision(self, source: str, transform, download: bool) -> Dataset:
+        """Open the torchvision split ``source``, turning "not found" and failed downloads into one line."""
         looked_in = (self.data_dir / self.dataset_folder).resolve()
         if not looked_in.exists() and _is_image_folder(self.data_dir):
             raise DataNotFoundError(
@@ -197,7 +220,7 @@ class ClassificationDataModule(L.LightningDataModule):
                 f"files; read it with --data ImageFolderDataModule --data.data_dir {self.data_dir}"
             )
         try:
-            return self.dataset_cls(str(self.data_dir), train=train, transform=transform, download=download)
+            return self._torchvision(source, transform=transform, download=download)
         except (RuntimeError, OSError) as err:
             if download:
                 reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
@@ -207,8 +230,11 @@ class ClassificationDataModule(L.LightningDataModule):
                 ) from err
             if "not found" not in str(err).lower():
                 raise
+            what = self.dataset_name
+            if source not in ("train", "test"):  # a split the user chose to add (SVHN's extra)
+                what += f"'s {source} split"
             raise DataNotFoundError(
-                f"{self.dataset_name} not found in {looked_in}; set --data.download true to download it, "
+                f"{what} not found in {looked_in}; set --data.download true to download it, "
                 f"or point --data.data_dir at the folder that holds {self.dataset_folder.split('/')[0]}/"
             ) from err
 

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 import torchvision
 
-from tests.fakedata import make_cifar10, make_image_folder, make_mnist
+from tests.fakedata import make_cifar10, make_cifar100, make_image_folder, make_mnist, make_stl10, make_svhn
 
 
 @pytest.fixture(scope="session")
@@ -18,16 +18,40 @@ def cifar_root(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def fashion_mnist_root(tmp_path_factory):
+    return make_mnist(tmp_path_factory.mktemp("fashion"), folder="FashionMNIST")
+
+
+@pytest.fixture(scope="session")
+def kmnist_root(tmp_path_factory):
+    return make_mnist(tmp_path_factory.mktemp("kmnist"), folder="KMNIST")
+
+
+@pytest.fixture(scope="session")
+def cifar100_root(tmp_path_factory):
+    return make_cifar100(tmp_path_factory.mktemp("cifar100"))
+
+
+@pytest.fixture(scope="session")
+def svhn_root(tmp_path_factory):
+    return make_svhn(tmp_path_factory.mktemp("svhn"))
+
+
+@pytest.fixture(scope="session")
+def stl10_root(tmp_path_factory):
+    return make_stl10(tmp_path_factory.mktemp("stl10"))
+
+
+@pytest.fixture(scope="session")
 def folder_root(tmp_path_factory):
     return make_image_folder(tmp_path_factory.mktemp("folder"))
 
 
 @pytest.fixture(autouse=True)
-def _accept_tiny_cifar(monkeypatch):
-    # torchvision checks the real batches' md5 sums; the tiny batches only need to exist.
-    monkeypatch.setattr(
-        torchvision.datasets.cifar, "check_integrity", lambda path, md5=None: os.path.isfile(path)
-    )
+def _accept_tiny_files(monkeypatch):
+    # torchvision checks the real files' md5 sums; the tiny files only need to exist.
+    for module in (torchvision.datasets.cifar, torchvision.datasets.svhn, torchvision.datasets.stl10):
+        monkeypatch.setattr(module, "check_integrity", lambda path, md5=None: os.path.isfile(path))
 
 
 @pytest.fixture

@@ -15,7 +15,15 @@ from tests.cli_args import EXPERIMENTS, QUIET, child_env, on_data, on_folder, re
 from tests.fakedata import place_resnet18_weights
 
 RECIPES = sorted(p for p in EXPERIMENTS.glob("*.yaml") if p.name != "defaults.yaml")
-IMAGE_SHAPE = {"MNISTDataModule": (1, 28), "CIFAR10DataModule": (3, 32)}  # (in_channels, image_size)
+IMAGE_SHAPE = {  # (in_channels, image_size)
+    "MNISTDataModule": (1, 28),
+    "FashionMNISTDataModule": (1, 28),
+    "KMNISTDataModule": (1, 28),
+    "CIFAR10DataModule": (3, 32),
+    "CIFAR100DataModule": (3, 32),
+    "SVHNDataModule": (3, 32),
+    "STL10DataModule": (3, 96),
+}
 
 
 @pytest.fixture(autouse=True)
@@ -29,8 +37,18 @@ def data_args(recipe: Path, roots: dict) -> list[str]:
 
 
 @pytest.fixture
-def roots(mnist_root, cifar_root):
-    return {"MNISTDataModule": mnist_root, "CIFAR10DataModule": cifar_root}
+def roots(request):
+    """The fake data set of every data module a recipe names (session fixtures: each made once)."""
+    fixtures = {
+        "MNISTDataModule": "mnist_root",
+        "FashionMNISTDataModule": "fashion_mnist_root",
+        "KMNISTDataModule": "kmnist_root",
+        "CIFAR10DataModule": "cifar_root",
+        "CIFAR100DataModule": "cifar100_root",
+        "SVHNDataModule": "svhn_root",
+        "STL10DataModule": "stl10_root",
+    }
+    return {name: request.getfixturevalue(fixture) for name, fixture in fixtures.items()}
 
 
 def checkpoint_args(recipe: Path, folder: Path) -> list[str]:
