@@ -90,7 +90,7 @@ def cached(path: Path, key: str, build) -> InMemoryImages:
     file that is not one (another file put in its place, a pickle, a truncated file) is rebuilt: it is
     read with ``weights_only=True`` and checked, so nothing in it runs."""
     if path.is_file():
-        found = _read_cache(path, key)
+        found = read_cache(path, key)
         if found is not None:
             return found
     try:
@@ -107,7 +107,8 @@ def cached(path: Path, key: str, build) -> InMemoryImages:
     return data
 
 
-def _read_cache(path: Path, key: str) -> InMemoryImages | None:
+def read_cache(path: Path, key: str) -> InMemoryImages | None:
+    """The cache at ``path`` if it holds images built for ``key``; None for any other file."""
     try:
         saved = torch.load(path, mmap=True, weights_only=True)
     except Exception:  # noqa: BLE001  unreadable, truncated, a pickle: rebuilt
