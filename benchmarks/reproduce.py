@@ -49,13 +49,21 @@ def _percent(accuracy: float) -> str:
     return f"{100 * accuracy:.2f}%"
 
 
+def _from_root(word: str) -> str:
+    """A relative path in a recorded command (a checkpoint to start from) is relative to the repository,
+    where the commands were run; the new run runs in a temporary folder."""
+    if "/" in word and not word.startswith(("/", "-")) and (ROOT / word).exists():
+        return str((ROOT / word).resolve())
+    return word
+
+
 def fit_arguments(record: dict, shared: Path, epochs: int | None) -> tuple[str, list[str]]:
     """The record's ``--config`` value and the rest of its ``cnnlab fit`` arguments, with the shared data
     where this machine has it."""
     words = shlex.split(record["command"])
     if words[:2] != ["cnnlab", "fit"]:
         fail(f"the record's command is not a cnnlab fit: {record['command']}")
-    words = [w.replace("../shared/data", str(shared)) for w in words[2:]]
+    words = [_from_root(w.replace("../shared/data", str(shared))) for w in words[2:]]
     if "--config" not in words:
         fail(f"the record's command names no --config: {record['command']}")
     at = words.index("--config")
