@@ -40,14 +40,19 @@ def _float(x: torch.Tensor) -> torch.Tensor:
     return x if x.is_floating_point() else x.float()
 
 
-def _per_image(values: torch.Tensor) -> torch.Tensor:
-    return values.view(-1, 1, 1, 1)
+def _per_image(values: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Per-image factors (float64, as torchvision's Python floats) as ``(B, 1, 1, 1)`` in the images'
+    float type: cast after the arithmetic on them, as torchvision's scalars are."""
+    return values.view(-1, 1, 1, 1).to(dtype)
 
 
 def _blend(x: torch.Tensor, other: torch.Tensor, ratio: torch.Tensor) -> torch.Tensor:
     """torchvision's ``_blend`` with one ratio per image."""
-    r = _per_image(ratio)
-    return _to_dtype(_float(x) * r + other * (1.0 - r), x)
+    fx = _float(x)
+    # addcmul: one rounding for the second product and the sum, as torchvision's add_(alpha=...)
+    return _to_dtype(
+        torch.addcmul(fx * _per_image(ratio, fx.dtype), other, _per_image(1.0 - ratio, fx.dtype)), x
+    )
 
 
 def _grayscale(x: torch.Tensor) -> torch.Tensor:
@@ -56,7 +61,8 @@ def _grayscale(x: torch.Tensor) -> torch.Tensor:
 
 
 def brightness(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
-    return _to_dtype(_float(x) * _per_image(factor), x)
+    fx = _float(x)
+    return _to_dtype(fx * _per_image(factor, fx.dtype), x)
 
 
 def saturation(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
@@ -81,7 +87,7 @@ def sharpness(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
     if not x.is_floating_point():
         blurred = blurred.round_()
     view = out[..., 1:-1, 1:-1]
-    view.add_((blurred - view) * (1.0 - _per_image(factor)))
+    view.add_((blurred - view) * _per_image(1.0 - factor, out.dtype))
     return _to_dtype(out, x)
 
 
@@ -89,15 +95,15 @@ def posterize(x: torch.Tensor, bits: torch.Tensor) -> torch.Tensor:
     """Keep the ``bits`` highest bits of each value, per image."""
     bits = bits.long()
     if x.is_floating_point():
-        levels = _per_image(2.0**bits).to(x.dtype)
+        levels = _per_image(2.0**bits, x.dtype)
         return (x * levels).floor_().clamp_(min=0).minimum(levels - 1) / levels
     mask = ((255 << (8 - bits)) & 255).to(torch.uint8)
-    return x & _per_image(mask)
+    return x & mask.view(-1, 1, 1, 1)
 
 
 def solarize(x: torch.Tensor, threshold: torch.Tensor) -> torch.Tensor:
     """Invert the values at or above each image's ``threshold`` (a fraction of the range)."""
-    return torch.where(x >= _per_image(threshold * _bound(x)), TF.invert(x), x)
+    return torch.where(x >= _per_image(threshold * _bound(x), _float(x).dtype), TF.invert(x), x)
 
 
 def _inverse_affine(angle, translate_x, translate_y, shear_x, shear_y, centre_x, centre_y) -> torch.Tensor:
@@ -184,8 +190,8 @@ def apply_ops(
         if name not in _COLOUR:
             continue
         idx = (choice == k).nonzero().squeeze(1)
-        if len(idx):  # factors in the images' float type, as torchvision's Python floats act
-            out.index_copy_(0, idx, _COLOUR[name](x[idx], magnitude[idx].to(_float(x[:1]).dtype)))
+        if len(idx):
+            out.index_copy_(0, idx, _COLOUR[name](x[idx], magnitude[idx].double()))
     return out
 
 
