@@ -77,16 +77,17 @@ def contrast(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
 
 def sharpness(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
     """Blend with a 3x3 smoothed image (1s around a 5, over 13); the border pixels stay as they are."""
-    c, h, w = x.shape[1:]
+    h, w = x.shape[-2:]
     if h <= 2 or w <= 2:
         return x
-    a, b = 1.0 / 13.0, 5.0 / 13.0
-    kernel = torch.tensor([[a, a, a], [a, b, a], [a, a, a]], device=x.device)
     out = x.to(torch.float32 if not x.is_floating_point() else x.dtype, copy=True)
-    blurred = F.conv2d(out, kernel.to(out.dtype).expand(c, 1, 3, 3), groups=c)
+    # torchvision's depthwise convolution, as sums of shifted views: several times faster on small images
+    # on a CPU, and the same uint8 results (a sum of integers over 13 is never within float error of .5)
+    rows = out[..., :-2, :] + out[..., 1:-1, :] + out[..., 2:, :]
+    view = out[..., 1:-1, 1:-1]
+    blurred = (rows[..., :-2] + rows[..., 1:-1] + rows[..., 2:] + 4 * view) / 13
     if not x.is_floating_point():
         blurred = blurred.round_()
-    view = out[..., 1:-1, 1:-1]
     view.add_((blurred - view) * _per_image(1.0 - factor, out.dtype))
     return _to_dtype(out, x)
 
