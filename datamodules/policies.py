@@ -265,9 +265,9 @@ def auto_augment(x: torch.Tensor) -> torch.Tensor:
 @contextmanager
 def _one_cpu_thread(device: torch.device):
     """A policy is some hundred small ops on sub-batches of a few images; on a CPU each parallel region
-    waits for every intra-op thread, and when training shares the cores that wait dominates (a policy
-    took ~100x longer with 2 threads than with 1 on a busy 2-core machine: python -m benchmarks.augment).
-    One thread, as in DataLoader workers, for the policy only."""
+    waits for every intra-op thread, and when training shares the cores that wait dominates (on a busy
+    2-core machine a policy took two orders of magnitude longer with 2 threads than with 1). One thread,
+    as in DataLoader workers, for the policy only."""
     threads = torch.get_num_threads()
     if device.type != "cpu" or threads == 1:
         yield

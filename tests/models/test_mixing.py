@@ -18,7 +18,7 @@ def batch(n: int = 16, classes: int = 10, size: int = 32) -> tuple[torch.Tensor,
 
 def classifier(**kwargs) -> ImageClassifier:
     torch.manual_seed(0)
-    return ImageClassifier("resnet20", **kwargs)
+    return ImageClassifier("simplecnn", **kwargs)
 
 
 def test_mixup_mixes_each_image_with_its_neighbour_and_targets_sum_to_one():
