@@ -5,8 +5,12 @@ dtype; image ``i`` stays at index ``i``, so labels stay aligned. Randomness come
 on the batch's device (seeded by ``seed_everything``).
 """
 
+import math
+
 import torch
 import torch.nn.functional as F
+
+from .policies import apply_policy
 
 
 def _reflected(n: int, pad: int, offsets: torch.Tensor) -> torch.Tensor:
@@ -43,20 +47,53 @@ def random_flip(x: torch.Tensor, p: float = 0.5) -> torch.Tensor:
     return torch.where(flip[:, None, None, None], x.flip(3), x)
 
 
+def _boxes(h: int, w: int, top, left, height, width) -> torch.Tensor:
+    """``(B, 1, h, w)`` masks, true inside each image's box (per-image ``(B,)`` corner and size)."""
+    rows = torch.arange(h, device=top.device)[None]
+    cols = torch.arange(w, device=top.device)[None]
+    in_rows = (rows >= top[:, None]) & (rows < (top + height)[:, None])
+    in_cols = (cols >= left[:, None]) & (cols < (left + width)[:, None])
+    return (in_rows[:, :, None] & in_cols[:, None, :])[:, None]
+
+
 def cutout(x: torch.Tensor, size: int) -> torch.Tensor:
     """Zero a ``size`` x ``size`` square at a random centre of each image (DeVries and Taylor, 2017);
     squares near the border are cut by it."""
     if size <= 0:
         return x
     b, _, h, w = x.shape
-    top = torch.randint(0, h, (b,), device=x.device)[:, None] - size // 2
-    left = torch.randint(0, w, (b,), device=x.device)[:, None] - size // 2
-    rows = torch.arange(h, device=x.device)[None]
-    cols = torch.arange(w, device=x.device)[None]
-    in_rows = (rows >= top) & (rows < top + size)
-    in_cols = (cols >= left) & (cols < left + size)
-    keep = ~(in_rows[:, :, None] & in_cols[:, None, :])
-    return x * keep[:, None].to(x.dtype)
+    top = torch.randint(0, h, (b,), device=x.device) - size // 2
+    left = torch.randint(0, w, (b,), device=x.device) - size // 2
+    keep = ~_boxes(h, w, top, left, torch.full_like(top, size), torch.full_like(left, size))
+    return x * keep.to(x.dtype)
+
+
+def random_erasing(
+    x: torch.Tensor,
+    p: float,
+    scale: tuple[float, float] = (0.02, 0.33),
+    ratio: tuple[float, float] = (0.3, 3.3),
+    value: float = 0.0,
+) -> torch.Tensor:
+    """torchvision's ``RandomErasing`` (Zhong et al., 2020) for each image of a batch: with probability
+    ``p``, a box of ``scale`` of the area and aspect ratio in ``ratio`` (log-uniform) is set to ``value``;
+    as torchvision, up to 10 boxes are drawn and the first that fits is used, else the image is kept."""
+    if p <= 0:
+        return x
+    b, _, h, w = x.shape
+    tries = (b, 10)
+    area = h * w * torch.empty(tries, device=x.device).uniform_(*scale)
+    aspect = torch.exp(torch.empty(tries, device=x.device).uniform_(math.log(ratio[0]), math.log(ratio[1])))
+    box_h = torch.sqrt(area * aspect).round().long()
+    box_w = torch.sqrt(area / aspect).round().long()
+    fits = (box_h < h) & (box_w < w)
+    first = fits.int().argmax(1, keepdim=True)  # the first try that fits (0 when none does)
+    box_h, box_w = box_h.gather(1, first)[:, 0], box_w.gather(1, first)[:, 0]
+    erase = fits.any(1) & (torch.rand(b, device=x.device) < p)
+    top = (torch.rand(b, device=x.device) * (h - box_h + 1)).long()
+    left = (torch.rand(b, device=x.device) * (w - box_w + 1)).long()
+    box = _boxes(h, w, top, left, box_h, box_w) & erase[:, None, None, None]
+    return x.masked_fill(box, value)
 
 
 class Cutout(torch.nn.Module):
@@ -77,10 +114,15 @@ def augment_batch(
     flip: bool = False,
     translate: int = 0,
     cutout_size: int = 0,
+    policy: str = "none",
+    randaugment_n: int = 2,
+    randaugment_m: int = 9,
 ) -> torch.Tensor:
-    """The training augmentation of a data module, in the order of the per-image path."""
+    """The training augmentation of a data module before normalisation, in the order of the per-image
+    path: crop, flip, shift, ``policy`` (``datamodules.policies``), cutout."""
     x = random_crop(x, crop_padding, pad_mode)
     if flip:
         x = random_flip(x)
     x = random_crop(x, translate, "zeros")
+    x = apply_policy(x, policy, randaugment_n, randaugment_m)
     return cutout(x, cutout_size)

@@ -21,9 +21,10 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
-from .augment import Cutout, augment_batch
+from .augment import Cutout, augment_batch, random_erasing
 from .errors import DataError, DataNotFoundError
 from .memory import InMemoryImages, keep_batch
+from .policies import NUM_BINS, POLICIES, per_image_policy
 from .predict import PredictImages, find_files
 
 
@@ -45,6 +46,13 @@ class ClassificationDataModule(L.LightningDataModule):
         translate: extra random shift of up to this many pixels (zero fill); 0 for none.
         cutout: side of a square zeroed at a random place of each training image; 0 for none.
         crop_padding: padding of the random crop, replacing the data set's usual one (CIFAR-10: 4).
+        auto_augment: an augmentation policy applied to each training image after crop, flip and shift,
+            with torchvision's semantics: ``none``, ``randaugment`` (RandAugment, ``randaugment_n`` ops at
+            magnitude ``randaugment_m`` of 31 bins), ``trivialaugment`` (TrivialAugmentWide) or
+            ``autoaugment`` (AutoAugment's CIFAR-10 policy).
+        randaugment_n, randaugment_m: RandAugment's number of ops per image and magnitude bin (0-30).
+        random_erasing: probability of torchvision's ``RandomErasing`` per training image, applied after
+            normalisation as in torchvision's reference recipes (erased pixels become 0, the mean colour).
         predict_dir: what ``cnnlab predict`` classifies: a folder (searched recursively) or a list of
             image files and folders; images are converted and resized to the training data's shape.
     """
@@ -70,6 +78,10 @@ class ClassificationDataModule(L.LightningDataModule):
         translate: int = 0,
         cutout: int = 0,
         crop_padding: int | None = None,
+        auto_augment: str = "none",
+        randaugment_n: int = 2,
+        randaugment_m: int = 9,
+        random_erasing: float = 0.0,
         predict_dir: str | list[str] | None = None,
     ):
         super().__init__()
@@ -82,7 +94,16 @@ class ClassificationDataModule(L.LightningDataModule):
             raise DataError(f"--data.pad_mode must be 'zeros' or 'reflect', got {pad_mode!r}")
         if batch_size < 1:
             raise DataError(f"--data.batch_size must be 1 or more images, got {batch_size}")
+        if auto_augment not in POLICIES:
+            raise DataError(f"--data.auto_augment must be one of {', '.join(POLICIES)}, got {auto_augment!r}")
+        if not 0 <= randaugment_m < NUM_BINS:
+            raise DataError(
+                f"--data.randaugment_m must be a magnitude bin from 0 to {NUM_BINS - 1}, got {randaugment_m}"
+            )
+        if not 0.0 <= random_erasing <= 1.0:
+            raise DataError(f"--data.random_erasing must be a probability from 0 to 1, got {random_erasing}")
         counts = {"num_workers": num_workers, "translate": translate, "cutout": cutout}
+        counts["randaugment_n"] = randaugment_n
         for name, value in {**counts, "crop_padding": crop_padding or 0}.items():
             if value < 0:
                 raise DataError(f"--data.{name} must be 0 or more, got {value}")
@@ -98,6 +119,10 @@ class ClassificationDataModule(L.LightningDataModule):
         self.translate = translate
         self.cutout = cutout
         self.crop_padding = crop_padding
+        self.auto_augment = auto_augment
+        self.randaugment_n = randaugment_n
+        self.randaugment_m = randaugment_m
+        self.random_erasing = random_erasing
         self.predict_dir = predict_dir
         self.train_set = self.val_set = self.test_set = self.predict_set = None
         self.skipped: dict[str, list[str]] = {}  # split -> files that could not be read, left out
@@ -165,7 +190,15 @@ class ClassificationDataModule(L.LightningDataModule):
         spec = {"crop_padding": 0, "flip": False, **self._augmentation_defaults()}
         if self.crop_padding is not None:
             spec["crop_padding"] = self.crop_padding
-        return {**spec, "pad_mode": self.pad_mode, "translate": self.translate, "cutout_size": self.cutout}
+        return {
+            **spec,
+            "pad_mode": self.pad_mode,
+            "translate": self.translate,
+            "cutout_size": self.cutout,
+            "policy": self.auto_augment,
+            "randaugment_n": self.randaugment_n,
+            "randaugment_m": self.randaugment_m,
+        }
 
     def _per_image_augmentation(self) -> tuple[list, list]:
         """The same augmentation as per-image transforms: (on the decoded image, on the uint8 tensor)."""
@@ -178,6 +211,7 @@ class ClassificationDataModule(L.LightningDataModule):
             pil_ops.append(v2.RandomHorizontalFlip())
         if spec["translate"]:
             pil_ops.append(v2.RandomCrop(size, padding=spec["translate"]))
+        pil_ops += per_image_policy(spec["policy"], spec["randaugment_n"], spec["randaugment_m"])
         return pil_ops, [Cutout(spec["cutout_size"])] if spec["cutout_size"] else []
 
     def eval_transform(self) -> v2.Compose:
@@ -185,7 +219,8 @@ class ClassificationDataModule(L.LightningDataModule):
 
     def train_transform(self) -> v2.Compose:
         pil_ops, tensor_ops = self._per_image_augmentation() if self.augment else ([], [])
-        return v2.Compose([*self._decode(), *pil_ops, v2.ToImage(), *tensor_ops, *self._normalize()])
+        erase = [v2.RandomErasing(self.random_erasing)] if self.augment and self.random_erasing else []
+        return v2.Compose([*self._decode(), *pil_ops, v2.ToImage(), *tensor_ops, *self._normalize(), *erase])
 
     def _normalize(self) -> list:
         return [v2.ToDtype(torch.float32, scale=True), v2.Normalize(self.mean, self.std)]
@@ -206,9 +241,13 @@ class ClassificationDataModule(L.LightningDataModule):
         if not self.fast:
             return batch
         images, labels = batch
-        if self.augment and self.trainer is not None and self.trainer.training:
+        train = self.augment and self.trainer is not None and self.trainer.training
+        if train:  # on the 0..255 images: the policies' ops are defined on them
             images = augment_batch(images, **self.augmentation())
-        return self.normalize(images), labels
+        images = self.normalize(images)
+        if train and self.random_erasing:
+            images = random_erasing(images, self.random_erasing)
+        return images, labels
 
     # -- splits ------------------------------------------------------------------------------------
     def _open_torchvision(self, source: str, transform, download: bool) -> Dataset:

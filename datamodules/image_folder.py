@@ -120,6 +120,10 @@ class ImageFolderDataModule(ClassificationDataModule):
         pad_mode: str = "zeros",
         translate: int = 0,
         cutout: int = 0,
+        auto_augment: str = "none",
+        randaugment_n: int = 2,
+        randaugment_m: int = 9,
+        random_erasing: float = 0.0,
         cache_dir: str | None = None,
         predict_dir: str | list[str] | None = None,
     ):
@@ -136,6 +140,10 @@ class ImageFolderDataModule(ClassificationDataModule):
             translate=translate,
             cutout=cutout,
             crop_padding=crop_padding,
+            auto_augment=auto_augment,
+            randaugment_n=randaugment_n,
+            randaugment_m=randaugment_m,
+            random_erasing=random_erasing,
             predict_dir=predict_dir,
         )
         self._listed: dict[str, list[tuple[Path, int, os.stat_result]]] = {}

@@ -1,6 +1,7 @@
 """``ImageClassifier``: the one LightningModule that trains any registered architecture.
 
-Training logic lives here once: cross-entropy (optional label smoothing), the optimizer and LR scheduler
+Training logic lives here once: cross-entropy (optional label smoothing), mixup and CutMix of the training
+batch, the optimizer (optionally without weight decay on normalisation layers and biases) and LR scheduler
 named in the config, and torchmetrics for every split. Hyperparameters are plain values (names, numbers,
 ``{"class_path", "init_args"}`` dicts), so ``ImageClassifier.load_from_checkpoint(path)`` needs nothing
 else and checkpoints load with ``torch.load(weights_only=True)``.
@@ -12,6 +13,7 @@ from typing import Any
 
 import lightning as L
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 from lightning.pytorch.cli import instantiate_class
 from lightning.pytorch.plugins.precision import MixedPrecision
@@ -22,6 +24,7 @@ from torchmetrics.classification import (
     MulticlassPrecision,
     MulticlassRecall,
 )
+from torchvision.transforms import v2
 
 from .checkpoint import read_checkpoint
 from .errors import ModelError
@@ -66,6 +69,27 @@ def _instantiate(args, config: dict[str, Any], option: str):
         raise ModelError(f"{name} refuses its options ({err}); fix them with {option}.NAME VALUE") from err
 
 
+# Layers whose parameters scale or shift normalised activations (torchvision's reference scripts exempt
+# these from weight decay with --norm-weight-decay 0).
+NORM_LAYERS = (
+    nn.modules.batchnorm._NormBase,  # BatchNorm*, SyncBatchNorm, InstanceNorm*
+    nn.LayerNorm,
+    nn.GroupNorm,
+    nn.LocalResponseNorm,
+    nn.RMSNorm,
+)
+
+
+def no_decay_parameters(module: nn.Module) -> list[nn.Parameter]:
+    """The parameters of ``module``'s normalisation layers and every bias, each once."""
+    found: dict[int, nn.Parameter] = {}
+    for layer in module.modules():
+        for name, param in layer.named_parameters(recurse=False):
+            if isinstance(layer, NORM_LAYERS) or name == "bias":
+                found[id(param)] = param
+    return list(found.values())
+
+
 def split_metrics(num_classes: int, prefix: str) -> MetricCollection:
     # validate_args=False: the inputs are logits and labels made by this module; checking them costs a
     # host synchronisation per batch.
@@ -95,7 +119,16 @@ class ImageClassifier(L.LightningModule):
         mean, std: the data module's normalisation per channel, set by the CLI (or at fit start for data
             modules that estimate them), so an exported model can normalise its own inputs.
         arch_kwargs: extra constructor arguments for the architecture (e.g. ``{imagenet_stem: true}``).
-        label_smoothing: cross-entropy label smoothing.
+        label_smoothing: cross-entropy label smoothing (of the mixed targets too).
+        mixup_alpha, cutmix_alpha: mixup (Zhang et al., 2018) and CutMix (Yun et al., 2019) of training
+            batches with torchvision's ``v2.MixUp`` / ``v2.CutMix``: each batch is paired with itself
+            shifted by one image and mixed by a weight drawn from Beta(alpha, alpha); the loss uses the
+            mixed soft targets. 0 turns one off (default: both off); torchvision's reference recipes use
+            mixup 0.2 and CutMix 1.0.
+        mix_prob: probability that a training batch is mixed at all (as timm's ``mix_prob``).
+        mix_switch_prob: with both on, probability that a mixed batch uses CutMix rather than mixup (as
+            timm's ``switch_prob``; torchvision's reference recipes pick either with 0.5). Metrics, train/acc
+            included, always compare the predictions with each image's own label.
         optimizer: ``{"class_path", "init_args"}`` of a torch optimizer; the CLI fills it from
             ``--optimizer``. Default: Adam, lr 1e-3. Optimizers with a fused implementation (Adam,
             AdamW, SGD, ...) use it unless the config sets ``fused`` or ``foreach`` (or the trainer
@@ -111,6 +144,10 @@ class ImageClassifier(L.LightningModule):
             resnet18 0-10% faster, alexnet and vgg11_bn between 8% slower and 4% faster; NHWC is also
             what GPU tensor cores prefer. ``false`` keeps PyTorch's NCHW.
         compile: compile the architecture with ``torch.compile`` before training.
+        no_weight_decay_norm_bias: put the parameters of normalisation layers and all biases in a
+            parameter group with weight decay 0, for any optimizer (torchvision's reference
+            ``--norm-weight-decay 0 --bias-weight-decay 0``); weight decay then shrinks only the weights of
+            convolutions and linear layers.
         init_from: a cnnlab checkpoint whose architecture weights (not its trainer state) the model
             starts ``fit`` from, e.g. to fine-tune or prune a trained model; the architecture must match.
             ``--ckpt_path`` (resume) still wins over it; test and predict ignore it.
@@ -137,8 +174,19 @@ class ImageClassifier(L.LightningModule):
         compile: bool = False,
         init_from: str | None = None,
         quantization_aware: bool = False,
+        mixup_alpha: float = 0.0,
+        cutmix_alpha: float = 0.0,
+        mix_prob: float = 1.0,
+        mix_switch_prob: float = 0.5,
+        no_weight_decay_norm_bias: bool = False,
     ):
         super().__init__()
+        for name, value in (("mixup_alpha", mixup_alpha), ("cutmix_alpha", cutmix_alpha)):
+            if value < 0:
+                raise ModelError(f"--model.{name} must be 0 (off) or more, got {value}")
+        for name, value in (("mix_prob", mix_prob), ("mix_switch_prob", mix_switch_prob)):
+            if not 0.0 <= value <= 1.0:
+                raise ModelError(f"--model.{name} must be a probability from 0 to 1, got {value}")
         # Lists, so hparams.yaml stays plain YAML (tuples become !!python/tuple); set before they are saved.
         mean = None if mean is None else [float(v) for v in mean]
         std = None if std is None else [float(v) for v in std]
@@ -148,6 +196,12 @@ class ImageClassifier(L.LightningModule):
             self._quantization_aware()
         if channels_last:
             self.model.to(memory_format=torch.channels_last)
+        # A tuple, not submodules: they hold no state, and model summaries stay the architecture's.
+        self._mixers = tuple(
+            cls(alpha=alpha, num_classes=num_classes)
+            for cls, alpha in ((v2.MixUp, mixup_alpha), (v2.CutMix, cutmix_alpha))
+            if alpha > 0
+        )
         self.train_acc = MulticlassAccuracy(num_classes, average="micro", validate_args=False)
         self.val_metrics = split_metrics(num_classes, "val")
         self.test_metrics = split_metrics(num_classes, "test")
@@ -291,13 +345,28 @@ class ImageClassifier(L.LightningModule):
     def training_loss(
         self, images: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor
     ) -> torch.Tensor:
-        """The loss a training step minimises: the hook that variants (distillation) override."""
+        """The loss a training step minimises: the hook that variants (distillation) override.
+
+        ``images`` are what the model saw (mixed, with mixup or CutMix); ``targets`` are class indices
+        ``(B,)``, or class probabilities ``(B, num_classes)`` for a mixed batch (``F.cross_entropy``
+        takes both, label smoothing included)."""
         return self._loss(logits, targets)
+
+    def mix(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mixup or CutMix of a training batch, by ``mix_prob`` and ``mix_switch_prob``: (images, soft
+        targets), or the batch unchanged. Draws from torch's CPU generator, which ExactResume restores."""
+        if not self._mixers or float(torch.rand(())) >= self.hparams.mix_prob:
+            return images, labels
+        mixer = self._mixers[0]
+        if len(self._mixers) == 2 and float(torch.rand(())) < self.hparams.mix_switch_prob:
+            mixer = self._mixers[1]  # CutMix
+        return mixer(images, labels)
 
     def training_step(self, batch, batch_idx):
         x, y = batch
+        x, targets = self.mix(x, y)
         logits = self(x)
-        loss = self.training_loss(x, logits, y)
+        loss = self.training_loss(x, logits, targets)
         self.train_acc.update(logits.detach(), y)
         if self._logging_step():
             self.log("train/loss", loss, prog_bar=True)
@@ -341,6 +410,19 @@ class ImageClassifier(L.LightningModule):
         top = probs.topk(min(5, probs.shape[1]), dim=1)
         return {"probs": probs, "top_probs": top.values, "top_classes": top.indices}
 
+    def parameter_groups(self) -> list[torch.Tensor] | list[dict[str, Any]]:
+        """What the optimizer gets: all parameters, or with ``no_weight_decay_norm_bias`` two groups, the
+        second (normalisation layers and biases) with ``weight_decay`` 0."""
+        params = list(self.parameters())
+        if not self.hparams.get("no_weight_decay_norm_bias"):
+            return params
+        exempt = {id(p) for p in no_decay_parameters(self)}
+        groups = [
+            {"params": [p for p in params if id(p) not in exempt]},
+            {"params": [p for p in params if id(p) in exempt], "weight_decay": 0.0},
+        ]
+        return [g for g in groups if g["params"]]
+
     def configure_optimizers(self):
         params, opt_config = list(self.parameters()), self.hparams.optimizer or DEFAULT_OPTIMIZER
         trainer = self._trainer
@@ -349,7 +431,7 @@ class ImageClassifier(L.LightningModule):
             trainer and trainer.gradient_clip_val and isinstance(trainer.precision_plugin, MixedPrecision)
         ):
             opt_config = fused_if_open(opt_config, params)
-        optimizer = _instantiate(params, opt_config, "--optimizer")
+        optimizer = _instantiate(self.parameter_groups(), opt_config, "--optimizer")
         config = self.hparams.lr_scheduler
         if not config:
             return optimizer

@@ -92,13 +92,22 @@ def test_rng_state_round_trips_through_a_weights_only_checkpoint(tmp_path):
     assert expected[2] == again[2]
 
 
+WARMUP_COSINE = ["--lr_scheduler", "WarmupCosineLR", "--lr_scheduler.warmup", "0.3"]
+# every random draw of training: a policy and erasing per image, mixup or CutMix per batch
+POLICY_AND_MIXING = [
+    *("--data.auto_augment", "randaugment", "--data.random_erasing", "0.5"),
+    *("--model.mixup_alpha", "0.2", "--model.cutmix_alpha", "1.0", "--model.mix_prob", "0.8"),
+]
+
+
 @pytest.mark.parametrize(
     "scheduler",
     [
         ["--lr_scheduler", "OneCycleLR", "--lr_scheduler.max_lr", "0.01"],
-        ["--lr_scheduler", "WarmupCosineLR", "--lr_scheduler.warmup", "0.3"],
+        WARMUP_COSINE,
+        WARMUP_COSINE + POLICY_AND_MIXING,
     ],
-    ids=["onecycle", "warmup_cosine"],
+    ids=["onecycle", "warmup_cosine", "warmup_cosine_policy_mixing"],
 )
 def test_resume_at_an_epoch_boundary_ends_like_the_uninterrupted_run(cifar_root, in_tmp, scheduler):
     # alexnet has dropout; CIFAR-10 trains with random crops and flips, plus cutout here; shuffled batches.

@@ -1,0 +1,304 @@
+"""Augmentation policies on the training device: RandAugment, TrivialAugmentWide and AutoAugment (CIFAR-10
+policy), applied to whole batches with independent random ops and magnitudes for every image.
+
+The semantics are torchvision's (``torchvision.transforms.v2``): the op lists, magnitude bins, signs and
+sub-policies are read from torchvision's own classes, and every op computes what torchvision's functional op
+computes (nearest interpolation, zero fill, the same rounding of uint8 results), so a policy draws from the
+same distribution of images as torchvision's per-image transform. What differs is the work: each op runs
+once per batch on the images that drew it, with per-image magnitudes; all geometric ops of a round share one
+``grid_sample`` call with a matrix per image.
+
+Batches are ``(B, C, H, W)``, uint8 (0..255) or float (0..1), before normalisation; the result has the same
+shape and dtype and image ``i`` stays at index ``i``. Randomness comes from torch's generator on the batch's
+device (seeded by ``seed_everything``).
+"""
+
+from contextlib import contextmanager
+
+import torch
+import torch.nn.functional as F
+from torchvision.transforms.v2 import AutoAugment, AutoAugmentPolicy, RandAugment, TrivialAugmentWide
+from torchvision.transforms.v2 import functional as TF
+
+POLICIES = ("none", "randaugment", "trivialaugment", "autoaugment")
+NUM_BINS = 31  # magnitude bins of RandAugment and TrivialAugmentWide (torchvision's default)
+_AUTOAUGMENT_BINS = 10
+_GEOMETRIC = ("ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate")
+
+
+def _bound(x: torch.Tensor) -> float:
+    return 1.0 if x.is_floating_point() else 255.0
+
+
+def _to_dtype(result: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """Clamp to the image range and cast back; uint8 results are truncated, as torchvision's colour ops do."""
+    result = result.clamp_(0, _bound(like))
+    return result if like.is_floating_point() else result.to(like.dtype)
+
+
+def _float(x: torch.Tensor) -> torch.Tensor:
+    return x if x.is_floating_point() else x.float()
+
+
+def _per_image(values: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Per-image factors (float64, as torchvision's Python floats) as ``(B, 1, 1, 1)`` in the images'
+    float type: cast after the arithmetic on them, as torchvision's scalars are."""
+    return values.view(-1, 1, 1, 1).to(dtype)
+
+
+def _blend(x: torch.Tensor, other: torch.Tensor, ratio: torch.Tensor) -> torch.Tensor:
+    """torchvision's ``_blend`` with one ratio per image."""
+    fx = _float(x)
+    # addcmul: one rounding for the second product and the sum, as torchvision's add_(alpha=...)
+    return _to_dtype(
+        torch.addcmul(fx * _per_image(ratio, fx.dtype), other, _per_image(1.0 - ratio, fx.dtype)), x
+    )
+
+
+def _grayscale(x: torch.Tensor) -> torch.Tensor:
+    """Luma as torchvision's colour ops use it: floored for uint8, as float."""
+    return _float(TF.rgb_to_grayscale(x) if x.shape[1] == 3 else x)
+
+
+def brightness(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    fx = _float(x)
+    return _to_dtype(fx * _per_image(factor, fx.dtype), x)
+
+
+def saturation(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    if x.shape[1] == 1:  # torchvision leaves grey images alone
+        return x
+    return _blend(x, _grayscale(x), factor)
+
+
+def contrast(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    return _blend(x, _grayscale(x).mean(dim=(1, 2, 3), keepdim=True), factor)
+
+
+def sharpness(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    """Blend with a 3x3 smoothed image (1s around a 5, over 13); the border pixels stay as they are."""
+    h, w = x.shape[-2:]
+    if h <= 2 or w <= 2:
+        return x
+    out = x.to(torch.float32 if not x.is_floating_point() else x.dtype, copy=True)
+    # torchvision's depthwise convolution, as sums of shifted views: several times faster on small images
+    # on a CPU, and the same uint8 results (a sum of integers over 13 is never within float error of .5)
+    rows = out[..., :-2, :] + out[..., 1:-1, :] + out[..., 2:, :]
+    view = out[..., 1:-1, 1:-1]
+    blurred = (rows[..., :-2] + rows[..., 1:-1] + rows[..., 2:] + 4 * view) / 13
+    if not x.is_floating_point():
+        blurred = blurred.round_()
+    view.add_((blurred - view) * _per_image(1.0 - factor, out.dtype))
+    return _to_dtype(out, x)
+
+
+def posterize(x: torch.Tensor, bits: torch.Tensor) -> torch.Tensor:
+    """Keep the ``bits`` highest bits of each value, per image."""
+    bits = bits.long()
+    if x.is_floating_point():
+        levels = _per_image(2.0**bits, x.dtype)
+        return (x * levels).floor_().clamp_(min=0).minimum(levels - 1) / levels
+    mask = ((255 << (8 - bits)) & 255).to(torch.uint8)
+    return x & mask.view(-1, 1, 1, 1)
+
+
+def solarize(x: torch.Tensor, threshold: torch.Tensor) -> torch.Tensor:
+    """Invert the values at or above each image's ``threshold`` (a fraction of the range)."""
+    return torch.where(x >= _per_image(threshold * _bound(x), _float(x).dtype), TF.invert(x), x)
+
+
+def _inverse_affine(angle, translate_x, translate_y, shear_x, shear_y, centre_x, centre_y) -> torch.Tensor:
+    """torchvision's ``_get_inverse_affine_matrix`` (scale 1) for tensors of per-image parameters (float64,
+    degrees and pixels, centre relative to the image centre): ``(B, 2, 3)`` output-to-input matrices."""
+    rot, sx, sy = torch.deg2rad(angle), torch.deg2rad(shear_x), torch.deg2rad(shear_y)
+    a = torch.cos(rot - sy) / torch.cos(sy)
+    b = -(a * torch.tan(sx) + torch.sin(rot))
+    c = torch.sin(rot - sy) / torch.cos(sy)
+    d = torch.cos(rot) - c * torch.tan(sx)
+    cx, cy = centre_x + translate_x, centre_y + translate_y
+    m0, m1, m3, m4 = d, -b, -c, a
+    m2 = (m0 * -cx + m1 * -cy) + centre_x
+    m5 = (m3 * -cx + m4 * -cy) + centre_y
+    return torch.stack([m0, m1, m2, m3, m4, m5], dim=1).view(-1, 2, 3)
+
+
+def affine(x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    """Resample each image with its own inverse matrix (pixel units about the image centre), nearest
+    interpolation and zero fill: torchvision's ``affine``/``rotate`` on tensors, for a batch at once."""
+    b, _, h, w = x.shape
+    dtype = x.dtype if x.is_floating_point() else torch.float32
+    # torchvision's _affine_grid: pixel-centred coordinates, normalised after the matrix is applied
+    base = torch.empty(1, h, w, 3, dtype=dtype, device=x.device)
+    base[..., 0].copy_(torch.linspace((1.0 - w) * 0.5, (w - 1.0) * 0.5, steps=w, device=x.device))
+    base[..., 1].copy_(torch.linspace((1.0 - h) * 0.5, (h - 1.0) * 0.5, steps=h, device=x.device)[:, None])
+    base[..., 2].fill_(1)
+    scale = torch.tensor([0.5 * w, 0.5 * h], dtype=dtype, device=x.device)
+    rescaled = theta.to(dtype).transpose(1, 2) / scale
+    # base @ rescaled, written out: a batched matrix product with an inner size of 3 is slower
+    gx, gy = base[..., 0:1], base[..., 1:2]
+    r = rescaled.view(b, 1, 1, 3, 2)
+    grid = gx * r[..., 0, :] + gy * r[..., 1, :] + r[..., 2, :]
+    out = F.grid_sample(_float(x).to(dtype), grid, mode="nearest", padding_mode="zeros", align_corners=False)
+    return out if x.is_floating_point() else out.round_().to(x.dtype)
+
+
+def geometric(x: torch.Tensor, ops: list[str], magnitude: torch.Tensor) -> torch.Tensor:
+    """Each image's op of ``_GEOMETRIC`` with its signed magnitude, as torchvision's auto-augment classes
+    call ``affine`` (shears about the top-left corner, whole-pixel translations) and ``rotate``."""
+    h, w = x.shape[-2:]
+    m = magnitude.double()
+    zero = torch.zeros_like(m)
+
+    def where(name: str, value) -> torch.Tensor:
+        is_op = torch.tensor([op == name for op in ops], device=m.device)
+        return torch.where(is_op, value, zero)
+
+    shear = torch.tensor([op in ("ShearX", "ShearY") for op in ops], device=m.device)
+    theta = _inverse_affine(
+        angle=where("Rotate", -m),  # rotate turns counter-clockwise, affine clockwise
+        translate_x=where("TranslateX", m.trunc()),
+        translate_y=where("TranslateY", m.trunc()),
+        shear_x=where("ShearX", torch.rad2deg(torch.atan(m))),
+        shear_y=where("ShearY", torch.rad2deg(torch.atan(m))),
+        centre_x=torch.where(shear, zero - w * 0.5, zero),
+        centre_y=torch.where(shear, zero - h * 0.5, zero),
+    )
+    return affine(x, theta)
+
+
+_COLOUR = {
+    "Brightness": lambda x, m: brightness(x, 1.0 + m),
+    "Color": lambda x, m: saturation(x, 1.0 + m),
+    "Contrast": lambda x, m: contrast(x, 1.0 + m),
+    "Sharpness": lambda x, m: sharpness(x, 1.0 + m),
+    "Posterize": posterize,
+    "Solarize": solarize,
+    "AutoContrast": lambda x, m: TF.autocontrast(x),
+    "Equalize": lambda x, m: TF.equalize(x),
+    "Invert": lambda x, m: TF.invert(x),
+}
+
+
+def apply_ops(
+    x: torch.Tensor, names: list[str], choice: torch.Tensor, magnitude: torch.Tensor
+) -> torch.Tensor:
+    """Apply op ``names[choice[i]]`` with ``magnitude[i]`` to image ``i``: each op once, on the images
+    that drew it (all geometric ops in one resampling)."""
+    # Sorted by op, the images of each op are a contiguous slice (a view): one gather in, one out.
+    group_of = torch.tensor([0 if n in _GEOMETRIC else 1 + k for k, n in enumerate(names)], device=x.device)
+    group = group_of[choice]
+    order = torch.argsort(group, stable=True)
+    counts = torch.bincount(group, minlength=len(names) + 1).tolist()
+    xs, ms, cs = x[order], magnitude[order], choice[order]
+    pieces, start = [], 0
+    for g, n in enumerate(counts):
+        if n == 0:
+            continue
+        part, m = xs[start : start + n], ms[start : start + n].double()
+        if g == 0:
+            part = geometric(part, [names[k] for k in cs[start : start + n].tolist()], m)
+        elif names[g - 1] in _COLOUR:
+            part = _COLOUR[names[g - 1]](part, m)
+        pieces.append(part)
+        start += n
+    return torch.cat(pieces)[torch.argsort(order)]
+
+
+def _space(space: dict, num_bins: int, h: int, w: int) -> tuple[list[str], torch.Tensor, torch.Tensor]:
+    """A torchvision augmentation space as (op names, magnitudes ``(ops, bins)``, signed ``(ops,)``);
+    ops without a magnitude get 0."""
+    names, rows, signed = [], [], []
+    for name, (magnitudes_fn, is_signed) in space.items():
+        magnitudes = magnitudes_fn(num_bins, h, w)
+        names.append(name)
+        rows.append(torch.zeros(num_bins) if magnitudes is None else magnitudes.double())
+        signed.append(is_signed)
+    return names, torch.stack(rows).double(), torch.tensor(signed)
+
+
+def _signed(magnitude: torch.Tensor, signed: torch.Tensor) -> torch.Tensor:
+    """Negate each signed magnitude with probability 1/2, as torchvision (``rand <= 0.5``)."""
+    flip = signed & (torch.rand(magnitude.shape, device=magnitude.device) <= 0.5)
+    return torch.where(flip, -magnitude, magnitude)
+
+
+def rand_augment(x: torch.Tensor, num_ops: int = 2, magnitude: int = 9) -> torch.Tensor:
+    """RandAugment (Cubuk et al., 2020): ``num_ops`` rounds, each image drawing one op per round, all at
+    magnitude bin ``magnitude`` of ``NUM_BINS``."""
+    names, mags, signed = _space(RandAugment._AUGMENTATION_SPACE, NUM_BINS, *x.shape[-2:])
+    mags, signed = mags.to(x.device), signed.to(x.device)
+    for _ in range(num_ops):
+        choice = torch.randint(len(names), (len(x),), device=x.device)
+        x = apply_ops(x, names, choice, _signed(mags[choice, magnitude], signed[choice]))
+    return x
+
+
+def trivial_augment(x: torch.Tensor) -> torch.Tensor:
+    """TrivialAugmentWide (Müller and Hutter, 2021): one op per image at a random magnitude bin."""
+    names, mags, signed = _space(TrivialAugmentWide._AUGMENTATION_SPACE, NUM_BINS, *x.shape[-2:])
+    mags, signed = mags.to(x.device), signed.to(x.device)
+    choice = torch.randint(len(names), (len(x),), device=x.device)
+    bins = torch.randint(NUM_BINS, (len(x),), device=x.device)
+    return apply_ops(x, names, choice, _signed(mags[choice, bins], signed[choice]))
+
+
+def auto_augment(x: torch.Tensor) -> torch.Tensor:
+    """AutoAugment (Cubuk et al., 2019) with its CIFAR-10 policy: each image draws one of the 25
+    sub-policies and applies its two ops, each with the op's probability."""
+    names, mags, signed = _space(AutoAugment._AUGMENTATION_SPACE, _AUTOAUGMENT_BINS, *x.shape[-2:])
+    names = ["Identity", *names]  # what an op left out by its probability does
+    mags = torch.cat([torch.zeros(1, _AUTOAUGMENT_BINS, dtype=mags.dtype), mags]).to(x.device)
+    signed = torch.cat([torch.tensor([False]), signed]).to(x.device)
+    policies = AutoAugment(AutoAugmentPolicy.CIFAR10)._policies
+    ops = torch.tensor([[names.index(op) for op, _, _ in p] for p in policies], device=x.device)
+    probs = torch.tensor([[prob for _, prob, _ in p] for p in policies], device=x.device)
+    bins = torch.tensor([[b or 0 for _, _, b in p] for p in policies], device=x.device)
+    policy = torch.randint(len(policies), (len(x),), device=x.device)
+    for step in range(2):
+        applied = torch.rand(len(x), device=x.device) <= probs[policy, step]
+        choice = torch.where(applied, ops[policy, step], 0)
+        magnitude = mags[choice, bins[policy, step]]
+        x = apply_ops(x, names, choice, _signed(magnitude, signed[choice]))
+    return x
+
+
+@contextmanager
+def _one_cpu_thread(device: torch.device):
+    """A policy is some hundred small ops on sub-batches of a few images; on a CPU each parallel region
+    waits for every intra-op thread, and when training shares the cores that wait dominates (on a busy
+    2-core machine a policy took two orders of magnitude longer with 2 threads than with 1). One thread,
+    as in DataLoader workers, for the policy only."""
+    threads = torch.get_num_threads()
+    if device.type != "cpu" or threads == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def apply_policy(x: torch.Tensor, policy: str, num_ops: int = 2, magnitude: int = 9) -> torch.Tensor:
+    """``policy`` (one of ``POLICIES``) on a batch; ``num_ops`` and ``magnitude`` are RandAugment's."""
+    if policy == "none":
+        return x
+    policies = {
+        "randaugment": lambda: rand_augment(x, num_ops, magnitude),
+        "trivialaugment": lambda: trivial_augment(x),
+        "autoaugment": lambda: auto_augment(x),
+    }
+    if policy not in policies:
+        raise ValueError(f"policy must be one of {', '.join(POLICIES)}, got {policy!r}")
+    with _one_cpu_thread(x.device):
+        return policies[policy]()
+
+
+def per_image_policy(policy: str, num_ops: int = 2, magnitude: int = 9) -> list:
+    """The same policy as torchvision's per-image transform (for the per-image data path)."""
+    return {
+        "none": [],
+        "randaugment": [RandAugment(num_ops=num_ops, magnitude=magnitude, num_magnitude_bins=NUM_BINS)],
+        "trivialaugment": [TrivialAugmentWide(num_magnitude_bins=NUM_BINS)],
+        "autoaugment": [AutoAugment(AutoAugmentPolicy.CIFAR10)],
+    }[policy]
