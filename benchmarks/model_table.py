@@ -1,7 +1,9 @@
-"""The README's recipe table and docs/results.md, generated from ``benchmarks/results.yaml``.
+"""The README's recipe table, docs/results.md and each recipe's "Measured:" header line, generated from
+``benchmarks/results.yaml``.
 
-    python -m benchmarks.model_table            # print both
-    python -m benchmarks.model_table --write    # write them into README.md (between its markers) and docs/
+    python -m benchmarks.model_table            # print the table and the page
+    python -m benchmarks.model_table --write    # write them into README.md (between its markers), docs/
+                                                # and the recipes' headers
 
 The README's table has one short row per recipe: its newest full-length result (the mean and standard
 deviation over seeds where several were run), or "not measured yet" beside the published reference.
@@ -215,6 +217,44 @@ def results_page(results: dict) -> str:
     )
 
 
+MEASURED = "# Measured: "
+
+
+def measured_line(results: dict, name: str) -> str:
+    """The header line of recipe ``name`` that states its newest full-length result, hardware and time."""
+    runs = newest_full_runs(results["runs"], name)
+    if not runs:
+        return f"{MEASURED}not yet run to its end (docs/results.md)."
+    time = _seconds(statistics.median(r["wall_s"] for r in runs))
+    epochs = runs[0]["epochs"]
+    return (
+        f"{MEASURED}{_accuracy(runs)} test accuracy in {epochs} epochs, {time} on a {runs[0]['hardware']} "
+        "(docs/results.md)."
+    )
+
+
+def with_measured_line(text: str, line: str) -> str:
+    """A recipe's text with its measured line replaced, or added at the end of its leading comments."""
+    lines = text.splitlines(keepends=True)
+    for i, old in enumerate(lines):
+        if old.startswith(MEASURED):
+            lines[i] = line + "\n"
+            return "".join(lines)
+    header = 0
+    while header < len(lines) and lines[header].startswith("#"):
+        header += 1
+    return "".join([*lines[:header], line + "\n", *lines[header:]])
+
+
+def write_recipe_headers(results: dict) -> None:
+    for name in recipes():
+        path = ROOT / "experiments" / f"{name}.yaml"
+        text = path.read_text()
+        new = with_measured_line(text, measured_line(results, name))
+        if new != text:
+            path.write_text(new)
+
+
 def write_readme(table: str) -> None:
     body = README.read_text()
     new = re.sub(f"{re.escape(START)}.*{re.escape(END)}", f"{START}\n{table}\n{END}", body, flags=re.S)
@@ -225,13 +265,14 @@ def write_readme(table: str) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(prog="python -m benchmarks.model_table", description=__doc__.split("\n\n")[0])
-    p.add_argument("--write", action="store_true", help="write README.md's table and docs/results.md")
+    p.add_argument("--write", action="store_true", help="write the table, page and headers")
     args = p.parse_args()
     results = load()
     table, page = readme_table(results), results_page(results)
     print(table, page, sep="\n\n")
     if args.write:
         write_readme(table)
+        write_recipe_headers(results)
         PAGE.parent.mkdir(exist_ok=True)
         PAGE.write_text(page)
 

@@ -121,3 +121,5 @@ def test_the_generated_tables_are_up_to_date():
     assert model_table.readme_table(results) in readme
     page = (ROOT / "docs" / "results.md").read_text()
     assert page == model_table.results_page(results)  # python -m benchmarks.model_table --write
+    for name in model_table.recipes():  # each recipe's header states its newest full-length result
+        assert model_table.measured_line(results, name) in (ROOT / "experiments" / f"{name}.yaml").read_text()
