@@ -18,16 +18,14 @@ from pathlib import Path
 
 from benchmarks.common import machine, median, parser, table
 from cnnlab.datamodules import ImageFolderDataModule
-from cnnlab.datamodules.image_folder import list_images
-from cnnlab.datamodules.memory import default_cache_dir, fingerprint, read_cache
+from cnnlab.datamodules.memory import read_cache
 
 
-def check(dm: ImageFolderDataModule, split: str) -> tuple[str, int]:
+def check(dm: ImageFolderDataModule, split: str) -> tuple[Path, str, int]:
     """What the data module does before it opens a split's cache: list, stat and fingerprint."""
-    folder = dm.data_dir / split
-    listed = list_images(folder, dm.class_names)
-    digest = fingerprint([(str(path.relative_to(folder)), stat) for path, _, stat in listed])
-    return f"{digest}-{dm.in_channels}x{dm.image_size}-{','.join(dm.class_names)}", len(listed)
+    dm._listed.pop(split, None)  # list the files again, as a new run does
+    path, key = dm.cache_key(split)
+    return path, key, len(dm._samples(split))
 
 
 def main() -> None:
@@ -38,7 +36,6 @@ def main() -> None:
     dm = ImageFolderDataModule(data_dir=args.cifar, num_workers=2)
     dm.setup("fit")  # builds the cache if it is missing
     dm.setup("test")
-    folder = Path(dm.cache_dir or default_cache_dir(dm.data_dir))
     if args.cold:
         subprocess.run(["sync"], check=True)
         Path("/proc/sys/vm/drop_caches").write_text("3\n")
@@ -48,13 +45,13 @@ def main() -> None:
     for _ in range(args.repeats):
         for split in splits:
             start = time.perf_counter()
-            key, counts[split] = check(dm, split)
+            path, key, counts[split] = check(dm, split)
             times["check", split].append(time.perf_counter() - start)
             start = time.perf_counter()
-            found = read_cache(folder / f"{split}-{dm.in_channels}x{dm.image_size}.pt", key)
+            found = read_cache(path, key)
             times["read", split].append(time.perf_counter() - start)
             if found is None:
-                raise SystemExit(f"the {split} cache in {folder} was not found under the key the check made")
+                raise SystemExit(f"the {split} cache {path} was not found under the key the check made")
     rows = [[split, f"{counts[split]:,}", f"{median(times['check', split]):.3f}",
              f"{median(times['read', split]):.3f}"] for split in splits]  # fmt: skip
     total = sum(median(times["check", split]) for split in splits)

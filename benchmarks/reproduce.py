@@ -38,11 +38,8 @@ def fail(message: str):
 def records(results: Path, recipe: str) -> list[dict]:
     """The recipe's records, full-length ones first, the latest first within each kind."""
     runs = [r for r in yaml.safe_load(results.read_text())["runs"] if r["recipe"] == recipe]
-    return sorted(runs, key=lambda r: (not r.get("full_length", False), _negated(str(r["date"]))))
-
-
-def _negated(date: str) -> list[int]:
-    return [-int(part) for part in date.split("-")]
+    newest_first = sorted(runs, key=lambda r: str(r["date"]), reverse=True)  # ISO dates sort as text
+    return sorted(newest_first, key=lambda r: not r.get("full_length", False))  # stable: dates kept
 
 
 def _percent(accuracy: float) -> str:

@@ -212,14 +212,20 @@ class ImageFolderDataModule(ClassificationDataModule):
         # read as RGB and made grayscale by the transforms, as torchvision's ImageFolder reads them
         return _SkippingDataset(ImageFiles(self._samples(split), transform, "RGB"))
 
+    def cache_key(self, split: str) -> tuple[Path, str]:
+        """Where the split's image cache lives and the key it must hold: a fingerprint of the listed files
+        (the check run before every cached run), the image shape and the classes."""
+        folder = self.data_dir / split
+        listed = [(str(path.relative_to(folder)) if path.is_relative_to(folder) else str(path), stat)
+                  for path, _, stat in self._samples(split)]  # fmt: skip
+        key = f"{fingerprint(listed)}-{self.in_channels}x{self.image_size}-{','.join(self.class_names)}"
+        cache_dir = self.cache_dir or default_cache_dir(self.data_dir)
+        return Path(cache_dir) / f"{split}-{self.in_channels}x{self.image_size}.pt", key
+
     def _open_memory(self, split: str) -> InMemoryImages:
         samples = self._samples(split)
         folder = self.data_dir / split
-        listed = [(str(path.relative_to(folder)) if path.is_relative_to(folder) else str(path), stat)
-                  for path, _, stat in samples]  # fmt: skip
-        key = f"{fingerprint(listed)}-{self.in_channels}x{self.image_size}-{','.join(self.class_names)}"
-        cache_dir = self.cache_dir or default_cache_dir(self.data_dir)
-        path = Path(cache_dir) / f"{split}-{self.in_channels}x{self.image_size}.pt"
+        path, key = self.cache_key(split)
         decoded = v2.Compose([*self._decode(), v2.ToImage()])
         data = cached(path, key, lambda: decode_all(ImageFiles(samples, decoded, "RGB"), self.num_workers))
         self.skipped[split] = data.skipped
