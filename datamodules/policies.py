@@ -14,6 +14,7 @@ device (seeded by ``seed_everything``).
 """
 
 from contextlib import contextmanager
+from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
@@ -142,18 +143,18 @@ def affine(x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
     return out if x.is_floating_point() else out.round_().to(x.dtype)
 
 
-def geometric(x: torch.Tensor, ops: list[str], magnitude: torch.Tensor) -> torch.Tensor:
-    """Each image's op of ``_GEOMETRIC`` with its signed magnitude, as torchvision's auto-augment classes
-    call ``affine`` (shears about the top-left corner, whole-pixel translations) and ``rotate``."""
+def geometric(x: torch.Tensor, kinds: torch.Tensor, magnitude: torch.Tensor) -> torch.Tensor:
+    """Each image's geometric op (``kinds``: its index in ``_GEOMETRIC``) with its signed magnitude, as
+    torchvision's auto-augment classes call ``affine`` (shears about the top-left corner, whole-pixel
+    translations) and ``rotate``."""
     h, w = x.shape[-2:]
     m = magnitude.double()
     zero = torch.zeros_like(m)
 
     def where(name: str, value) -> torch.Tensor:
-        is_op = torch.tensor([op == name for op in ops], device=m.device)
-        return torch.where(is_op, value, zero)
+        return torch.where(kinds == _GEOMETRIC.index(name), value, zero)
 
-    shear = torch.tensor([op in ("ShearX", "ShearY") for op in ops], device=m.device)
+    shear = kinds <= _GEOMETRIC.index("ShearY")  # ShearX and ShearY come first
     theta = _inverse_affine(
         angle=where("Rotate", -m),  # rotate turns counter-clockwise, affine clockwise
         translate_x=where("TranslateX", m.trunc()),
@@ -183,37 +184,65 @@ def apply_ops(
     x: torch.Tensor, names: list[str], choice: torch.Tensor, magnitude: torch.Tensor
 ) -> torch.Tensor:
     """Apply op ``names[choice[i]]`` with ``magnitude[i]`` to image ``i``: each op once, on the images
-    that drew it (all geometric ops in one resampling)."""
-    # Sorted by op, the images of each op are a contiguous slice (a view): one gather in, one out.
-    group_of = torch.tensor([0 if n in _GEOMETRIC else 1 + k for k, n in enumerate(names)], device=x.device)
+    that drew it (all geometric ops in one resampling); images that drew ``Identity`` are not touched."""
+    # Sorted by op, the images of each op are a contiguous slice of the order: one gather in, one scatter
+    # out, and nothing for the images left as they are (AutoAugment leaves about half of them each round).
+    group_of, kind_of = _groups(tuple(names), x.device)
     group = group_of[choice]
     order = torch.argsort(group, stable=True)
     counts = torch.bincount(group, minlength=len(names) + 1).tolist()
-    xs, ms, cs = x[order], magnitude[order], choice[order]
-    pieces, start = [], 0
+    out, start = None, 0
     for g, n in enumerate(counts):
         if n == 0:
             continue
-        part, m = xs[start : start + n], ms[start : start + n].double()
+        index, stop = order[start : start + n], start + n
+        start = stop
         if g == 0:
-            part = geometric(part, [names[k] for k in cs[start : start + n].tolist()], m)
+            part = geometric(x[index], kind_of[choice[index]], magnitude[index].double())
         elif names[g - 1] in _COLOUR:
-            part = _COLOUR[names[g - 1]](part, m)
-        pieces.append(part)
-        start += n
-    return torch.cat(pieces)[torch.argsort(order)]
+            part = _COLOUR[names[g - 1]](x[index], magnitude[index].double())
+        else:  # Identity
+            continue
+        out = x.clone() if out is None else out
+        out.index_copy_(0, index, part)
+    return x if out is None else out
 
 
-def _space(space: dict, num_bins: int, h: int, w: int) -> tuple[list[str], torch.Tensor, torch.Tensor]:
-    """A torchvision augmentation space as (op names, magnitudes ``(ops, bins)``, signed ``(ops,)``);
-    ops without a magnitude get 0."""
+@lru_cache(maxsize=16)
+def _groups(names: tuple[str, ...], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each op's group (0 for every geometric op: one resampling does them all, else its own) and its
+    index in ``_GEOMETRIC`` (-1 for the others)."""
+    group = [0 if n in _GEOMETRIC else 1 + k for k, n in enumerate(names)]
+    kind = [_GEOMETRIC.index(n) if n in _GEOMETRIC else -1 for n in names]
+    return torch.tensor(group, device=device), torch.tensor(kind, device=device)
+
+
+@lru_cache(maxsize=16)
+def _space(transform: type, num_bins: int, h: int, w: int, device: torch.device):
+    """The augmentation space of torchvision's ``transform`` class as (op names, magnitudes ``(ops,
+    bins)``, signed ``(ops,)``) on ``device``; ops without a magnitude get 0. Built once per image size."""
     names, rows, signed = [], [], []
-    for name, (magnitudes_fn, is_signed) in space.items():
+    for name, (magnitudes_fn, is_signed) in transform._AUGMENTATION_SPACE.items():
         magnitudes = magnitudes_fn(num_bins, h, w)
         names.append(name)
         rows.append(torch.zeros(num_bins) if magnitudes is None else magnitudes.double())
         signed.append(is_signed)
-    return names, torch.stack(rows).double(), torch.tensor(signed)
+    return names, torch.stack(rows).double().to(device), torch.tensor(signed, device=device)
+
+
+@lru_cache(maxsize=16)
+def _auto_augment_tables(h: int, w: int, device: torch.device):
+    """AutoAugment's CIFAR-10 sub-policies as tensors: (op names with ``Identity`` first, magnitudes,
+    signed, op of each policy step ``(25, 2)``, its probability, its magnitude bin)."""
+    names, mags, signed = _space(AutoAugment, _AUTOAUGMENT_BINS, h, w, device)
+    names = ["Identity", *names]  # what an op left out by its probability does
+    mags = torch.cat([torch.zeros(1, _AUTOAUGMENT_BINS, dtype=mags.dtype, device=device), mags])
+    signed = torch.cat([torch.tensor([False], device=device), signed])
+    policies = AutoAugment(AutoAugmentPolicy.CIFAR10)._policies
+    ops = torch.tensor([[names.index(op) for op, _, _ in p] for p in policies], device=device)
+    probs = torch.tensor([[prob for _, prob, _ in p] for p in policies], device=device)
+    bins = torch.tensor([[b or 0 for _, _, b in p] for p in policies], device=device)
+    return names, mags, signed, ops, probs, bins
 
 
 def _signed(magnitude: torch.Tensor, signed: torch.Tensor) -> torch.Tensor:
@@ -225,8 +254,7 @@ def _signed(magnitude: torch.Tensor, signed: torch.Tensor) -> torch.Tensor:
 def rand_augment(x: torch.Tensor, num_ops: int = 2, magnitude: int = 9) -> torch.Tensor:
     """RandAugment (Cubuk et al., 2020): ``num_ops`` rounds, each image drawing one op per round, all at
     magnitude bin ``magnitude`` of ``NUM_BINS``."""
-    names, mags, signed = _space(RandAugment._AUGMENTATION_SPACE, NUM_BINS, *x.shape[-2:])
-    mags, signed = mags.to(x.device), signed.to(x.device)
+    names, mags, signed = _space(RandAugment, NUM_BINS, *x.shape[-2:], x.device)
     for _ in range(num_ops):
         choice = torch.randint(len(names), (len(x),), device=x.device)
         x = apply_ops(x, names, choice, _signed(mags[choice, magnitude], signed[choice]))
@@ -235,8 +263,7 @@ def rand_augment(x: torch.Tensor, num_ops: int = 2, magnitude: int = 9) -> torch
 
 def trivial_augment(x: torch.Tensor) -> torch.Tensor:
     """TrivialAugmentWide (Müller and Hutter, 2021): one op per image at a random magnitude bin."""
-    names, mags, signed = _space(TrivialAugmentWide._AUGMENTATION_SPACE, NUM_BINS, *x.shape[-2:])
-    mags, signed = mags.to(x.device), signed.to(x.device)
+    names, mags, signed = _space(TrivialAugmentWide, NUM_BINS, *x.shape[-2:], x.device)
     choice = torch.randint(len(names), (len(x),), device=x.device)
     bins = torch.randint(NUM_BINS, (len(x),), device=x.device)
     return apply_ops(x, names, choice, _signed(mags[choice, bins], signed[choice]))
@@ -245,15 +272,8 @@ def trivial_augment(x: torch.Tensor) -> torch.Tensor:
 def auto_augment(x: torch.Tensor) -> torch.Tensor:
     """AutoAugment (Cubuk et al., 2019) with its CIFAR-10 policy: each image draws one of the 25
     sub-policies and applies its two ops, each with the op's probability."""
-    names, mags, signed = _space(AutoAugment._AUGMENTATION_SPACE, _AUTOAUGMENT_BINS, *x.shape[-2:])
-    names = ["Identity", *names]  # what an op left out by its probability does
-    mags = torch.cat([torch.zeros(1, _AUTOAUGMENT_BINS, dtype=mags.dtype), mags]).to(x.device)
-    signed = torch.cat([torch.tensor([False]), signed]).to(x.device)
-    policies = AutoAugment(AutoAugmentPolicy.CIFAR10)._policies
-    ops = torch.tensor([[names.index(op) for op, _, _ in p] for p in policies], device=x.device)
-    probs = torch.tensor([[prob for _, prob, _ in p] for p in policies], device=x.device)
-    bins = torch.tensor([[b or 0 for _, _, b in p] for p in policies], device=x.device)
-    policy = torch.randint(len(policies), (len(x),), device=x.device)
+    names, mags, signed, ops, probs, bins = _auto_augment_tables(*x.shape[-2:], x.device)
+    policy = torch.randint(len(ops), (len(x),), device=x.device)
     for step in range(2):
         applied = torch.rand(len(x), device=x.device) <= probs[policy, step]
         choice = torch.where(applied, ops[policy, step], 0)
