@@ -79,8 +79,9 @@ def _accuracy(runs: list[dict]) -> str:
 
 
 def newest_full_runs(runs: list[dict], recipe: str) -> list[dict]:
-    """The full-length runs of ``recipe`` as written (its own architecture) from the newest date."""
-    full = [r for r in runs if r["recipe"] == recipe and r.get("full_length")]
+    """The full-length runs of ``recipe`` as written from the newest date: not those recorded as a
+    ``variant`` (a control run with an option changed, such as distillation without its teacher)."""
+    full = [r for r in runs if r["recipe"] == recipe and r.get("full_length") and not r.get("variant")]
     if not full:
         return []
     newest = max(str(r["date"]) for r in full)

@@ -36,10 +36,12 @@ def fail(message: str):
 
 
 def records(results: Path, recipe: str) -> list[dict]:
-    """The recipe's records, full-length ones first, the latest first within each kind."""
+    """The recipe's records: full-length ones as written first, then shortened ones, then control
+    variants; the latest first within each kind."""
     runs = [r for r in yaml.safe_load(results.read_text())["runs"] if r["recipe"] == recipe]
     newest_first = sorted(runs, key=lambda r: str(r["date"]), reverse=True)  # ISO dates sort as text
-    return sorted(newest_first, key=lambda r: not r.get("full_length", False))  # stable: dates kept
+    # stable: dates kept within each kind
+    return sorted(newest_first, key=lambda r: (bool(r.get("variant")), not r.get("full_length", False)))
 
 
 def _percent(accuracy: float) -> str:

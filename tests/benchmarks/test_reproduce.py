@@ -3,7 +3,7 @@
 import pytest
 import yaml
 
-from benchmarks import reproduce
+from benchmarks import model_table, reproduce
 from tests.fakedata import make_mnist
 
 RECIPE = "mnist_lenet5 --data.data_dir ../shared/data"
@@ -22,15 +22,21 @@ def record(**fields):
     return {**base, **fields}
 
 
-def test_full_length_records_come_first_then_the_latest(tmp_path):
+def test_full_length_records_come_first_then_the_latest_and_control_variants_last(tmp_path):
     results = write_results(
         tmp_path / "results.yaml",
         record(date="2026-11-01", test_acc=0.1),
+        record(date="2026-12-04", test_acc=0.5, variant="no teacher"),
         record(date="2026-12-03", test_acc=0.2, full_length=False, budget="1 of 10 epochs"),
         record(date="2026-11-20", test_acc=0.3),
         record(recipe="mnist_cnn", test_acc=0.4),
     )
-    assert [r["test_acc"] for r in reproduce.records(results, "mnist_lenet5")] == [0.3, 0.1, 0.2]
+    assert [r["test_acc"] for r in reproduce.records(results, "mnist_lenet5")] == [0.3, 0.1, 0.2, 0.5]
+
+
+def test_a_control_variant_is_never_the_recipes_own_result():
+    runs = [record(test_acc=0.5), record(test_acc=0.4, variant="alpha 0")]
+    assert [r["test_acc"] for r in model_table.newest_full_runs(runs, "mnist_lenet5")] == [0.5]
 
 
 def test_the_command_runs_on_this_machines_shared_data_and_can_be_shortened(tmp_path):
