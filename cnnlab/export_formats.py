@@ -14,6 +14,7 @@ from torch import nn
 
 from cnnlab.errors import UserError
 from cnnlab.models import Checkpoint, ImageClassifier
+from cnnlab.models.classifier import tta_logits
 from cnnlab.models.quantization import calibration_batches, convert_qat, is_quantization_aware, quantize_int8
 
 CHECK_BATCHES = (64, 7)  # two batch sizes exercise the dynamic batch axis
@@ -23,18 +24,16 @@ ONNX_HINT = 'onnxruntime is not installed; install the optional extra: pip insta
 class NormalizedModel(nn.Module):
     """``model`` behind the data module's normalisation: takes images in [0, 1], returns logits."""
 
-    def __init__(self, model: nn.Module, mean, std, tta: bool = False):
+    def __init__(self, model: nn.Module, mean, std, tta: bool = False, tta_shift: int = 0):
         super().__init__()
         self.model = model
-        self.tta = tta
+        self.tta, self.tta_shift = tta, tta_shift
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         x = (images - self.mean) / self.std
-        if self.tta:  # as ImageClassifier: average the logits of the image and its mirror image
-            return (self.model(x) + self.model(x.flip(3))) / 2
-        return self.model(x)
+        return tta_logits(self.model, x, self.tta_shift) if self.tta else self.model(x)
 
 
 def int8_model(model: NormalizedModel, calibration: torch.Tensor) -> nn.Module:
@@ -42,7 +41,7 @@ def int8_model(model: NormalizedModel, calibration: torch.Tensor) -> nn.Module:
     trained with, any other quantized after training, its ranges observed on the ``calibration`` images."""
     if is_quantization_aware(model.model):
         mean, std = model.mean.flatten().tolist(), model.std.flatten().tolist()
-        return NormalizedModel(convert_qat(model.model), mean, std, model.tta).eval()
+        return NormalizedModel(convert_qat(model.model), mean, std, model.tta, model.tta_shift).eval()
     return quantize_int8(model, calibration_batches(calibration))
 
 
@@ -63,7 +62,8 @@ def deployable(ckpt: Checkpoint, mean=None, std=None) -> tuple[NormalizedModel, 
     hp = classifier.hparams
     if len(mean) != hp.in_channels or len(std) != hp.in_channels:
         raise UserError(f"mean and std need {hp.in_channels} values (one per channel), got {mean} and {std}")
-    model = NormalizedModel(classifier.model, mean, std, tta=bool(hp.get("tta"))).eval()
+    tta, shift = bool(hp.get("tta")), int(hp.get("tta_shift") or 0)
+    model = NormalizedModel(classifier.model, mean, std, tta=tta, tta_shift=shift).eval()
     model.to(memory_format=torch.contiguous_format)  # channels_last runs store NHWC weights
     info = {
         "arch": hp.arch,

@@ -77,7 +77,7 @@ DATA_LINKS = ("num_classes", "in_channels", "image_size", "class_names", "mean",
 # Hyperparameters that the CLI sets from elsewhere; a checkpoint's copies of them are not parsed back.
 LINKED_HPARAMS = (*DATA_LINKS, "optimizer", "lr_scheduler")
 # How a model runs, not what its weights are: given on the command line, these win over a checkpoint's.
-RUNTIME_HPARAMS = ("tta", "channels_last", "compile")
+RUNTIME_HPARAMS = ("tta", "tta_shift", "channels_last", "compile")
 # Keys whose string values name classes (``--data MNISTDataModule``, ``plugins: [cnnlab....]``).
 CLASS_KEYS = ("data", "model", "optimizer", "lr_scheduler", "logger", "callbacks", "plugins", "strategy")
 MODEL = f"{ImageClassifier.__module__.rpartition('.')[0]}.{ImageClassifier.__name__}"

@@ -4,6 +4,7 @@ import torch
 
 from cnnlab.datamodules import MNISTDataModule
 from cnnlab.models import ImageClassifier
+from cnnlab.models.errors import ModelError
 
 ONE_CYCLE = {"class_path": "torch.optim.lr_scheduler.OneCycleLR", "init_args": {"max_lr": 0.05}}
 
@@ -119,6 +120,23 @@ def test_tta_averages_the_mirror_image_in_eval_only():
     torch.testing.assert_close(out, (model.model(x) + model.model(x.flip(3))) / 2)
     model.train()
     torch.testing.assert_close(model(x), model.model(x))
+
+
+def test_tta_shift_adds_the_mirrored_views_shifted_by_a_pixel_as_airbench94():
+    torch.manual_seed(0)
+    model = ImageClassifier(arch="simplecnn", num_classes=10, tta=True, tta_shift=1).eval()
+    x = torch.randn(2, 3, 32, 32)
+    padded = torch.nn.functional.pad(x, (1, 1, 1, 1), mode="reflect")
+    up_left, down_right = padded[..., 0:32, 0:32], padded[..., 2:34, 2:34]
+    assert torch.equal(up_left[..., 1:, 1:], x[..., :-1, :-1])  # the image moved one pixel down-right
+    views = [x, x.flip(3), up_left, up_left.flip(3), down_right, down_right.flip(3)]
+    net = model.model
+    mirror = (net(views[0]) + net(views[1])) / 2
+    shifted = ((net(views[2]) + net(views[3])) / 2 + (net(views[4]) + net(views[5])) / 2) / 2
+    torch.testing.assert_close(model(x), (mirror + shifted) / 2)
+    assert not torch.allclose(model(x), mirror)
+    with pytest.raises(ModelError, match="tta_shift must be 0"):
+        ImageClassifier(arch="simplecnn", tta=True, tta_shift=-1)
 
 
 def test_channels_last_gives_the_same_outputs():

@@ -46,6 +46,27 @@ def test_exported_model_normalises_like_the_data_module(mnist_ckpt, mnist_root):
     assert info["input_size"] == [1, 28, 28] and info["class_names"] == [str(d) for d in range(10)]
 
 
+def test_exported_model_averages_the_same_tta_views_as_the_run(mnist_ckpt, tmp_path):
+    from cnnlab.models import ImageClassifier
+
+    ckpt = torch.load(mnist_ckpt, weights_only=True)
+    ckpt["hyper_parameters"].update(tta=True, tta_shift=1)  # a run with airbench94's six views
+    path = tmp_path / "tta.ckpt"
+    torch.save(ckpt, path)
+    model, _ = deployable(read_checkpoint(path))
+    classifier = ImageClassifier.load_from_checkpoint(path).eval()
+    images = torch.rand(4, 1, 28, 28)
+    mean, std = classifier.hparams.mean[0], classifier.hparams.std[0]
+    with torch.no_grad():
+        torch.testing.assert_close(model(images), classifier((images - mean) / std), atol=1e-4, rtol=1e-4)
+        plain, _ = deployable(read_checkpoint(mnist_ckpt))
+        assert not torch.allclose(model(images), plain(images), atol=1e-4)
+    output = tmp_path / "model.pt"
+    main(["export", "--ckpt_path", str(path), "--format", "torchscript", "--output", str(output)])
+    with torch.no_grad():
+        torch.testing.assert_close(torch.jit.load(output)(images), model(images), atol=1e-5, rtol=1e-5)
+
+
 @pytest.mark.parametrize("fmt", ["torchscript", "exported_program"])
 def test_export_formats_match_pytorch_at_any_batch_size(fmt, mnist_ckpt, tmp_path):
     output = tmp_path / ("model.pt" if fmt == "torchscript" else "model.pt2")
