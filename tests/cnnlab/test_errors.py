@@ -152,6 +152,7 @@ def test_checkpoint_whose_class_names_differ_from_the_data_names_both(in_tmp, ca
     assert "Test report (18 images)" in capsys.readouterr().out
 
 
+@pytest.mark.slow  # a fit and a test of LeNet-5 each
 @pytest.mark.parametrize("case", ["test_without_checkpoint", "zero_epochs"])
 def test_testing_untrained_weights_says_so(case, mnist_root, in_tmp, capsys):
     data = on_data(mnist_root, workers=0)

@@ -72,6 +72,7 @@ def test_histograms_of_every_weight_and_gradient(lenet_run):
     assert {f"gradients/{n}" for n in names} <= histograms
 
 
+@pytest.mark.slow  # trains LeNet-5 for two epochs
 def test_hparams_view_holds_hyperparameters_and_results(lenet_run):
     events, cli = lenet_run
     content = events.PluginTagToContent("hparams")
@@ -119,6 +120,7 @@ def test_a_model_without_convolutions_gets_no_layer_pictures():
     assert layer_pictures(mlp, torch.randn(1, 3, 2, 2)) == {}
 
 
+@pytest.mark.slow  # trains LeNet-5 for two epochs
 def test_without_a_logger_the_pictures_are_skipped(mnist_root, in_tmp):
     cli = fit(mnist_root, "--trainer.logger", "false", "--trainer.max_epochs", "1")
     assert any(isinstance(c, TensorBoardPictures) for c in cli.trainer.callbacks)
