@@ -13,6 +13,7 @@ shape and dtype and image ``i`` stays at index ``i``. Randomness comes from torc
 device (seeded by ``seed_everything``).
 """
 
+from collections.abc import Sequence
 from contextlib import contextmanager
 from functools import lru_cache
 
@@ -181,7 +182,7 @@ _COLOUR = {
 
 
 def apply_ops(
-    x: torch.Tensor, names: list[str], choice: torch.Tensor, magnitude: torch.Tensor
+    x: torch.Tensor, names: Sequence[str], choice: torch.Tensor, magnitude: torch.Tensor
 ) -> torch.Tensor:
     """Apply op ``names[choice[i]]`` with ``magnitude[i]`` to image ``i``: each op once, on the images
     that drew it (all geometric ops in one resampling); images that drew ``Identity`` are not touched."""
@@ -195,8 +196,8 @@ def apply_ops(
     for g, n in enumerate(counts):
         if n == 0:
             continue
-        index, stop = order[start : start + n], start + n
-        start = stop
+        index = order[start : start + n]
+        start += n
         if g == 0:
             part = geometric(x[index], kind_of[choice[index]], magnitude[index].double())
         elif names[g - 1] in _COLOUR:
@@ -227,7 +228,7 @@ def _space(transform: type, num_bins: int, h: int, w: int, device: torch.device)
         names.append(name)
         rows.append(torch.zeros(num_bins) if magnitudes is None else magnitudes.double())
         signed.append(is_signed)
-    return names, torch.stack(rows).double().to(device), torch.tensor(signed, device=device)
+    return tuple(names), torch.stack(rows).double().to(device), torch.tensor(signed, device=device)
 
 
 @lru_cache(maxsize=16)
@@ -235,7 +236,7 @@ def _auto_augment_tables(h: int, w: int, device: torch.device):
     """AutoAugment's CIFAR-10 sub-policies as tensors: (op names with ``Identity`` first, magnitudes,
     signed, op of each policy step ``(25, 2)``, its probability, its magnitude bin)."""
     names, mags, signed = _space(AutoAugment, _AUTOAUGMENT_BINS, h, w, device)
-    names = ["Identity", *names]  # what an op left out by its probability does
+    names = ("Identity", *names)  # what an op left out by its probability does
     mags = torch.cat([torch.zeros(1, _AUTOAUGMENT_BINS, dtype=mags.dtype, device=device), mags])
     signed = torch.cat([torch.tensor([False], device=device), signed])
     policies = AutoAugment(AutoAugmentPolicy.CIFAR10)._policies
