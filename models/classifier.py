@@ -40,6 +40,7 @@ DEFAULT_OPTIMIZER = {"class_path": "torch.optim.Adam", "init_args": {"lr": 1e-3}
 _LENGTH_ARGS = {
     "OneCycleLR": ("total_steps", ("total_steps", "epochs")),
     "WarmupCosineLR": ("total_steps", ("total_steps",)),
+    "TriangularLR": ("total_steps", ("total_steps",)),
 }
 
 
@@ -164,6 +165,11 @@ class ImageClassifier(L.LightningModule):
             parameter group with weight decay 0, for any optimizer (torchvision's reference
             ``--norm-weight-decay 0 --bias-weight-decay 0``); weight decay then shrinks only the weights of
             convolutions and linear layers.
+        norm_lr_scale: learning-rate multiplier for the parameters of normalisation layers, whose weight
+            decay is divided by the same factor so that each step still shrinks them by the same share
+            (airbench94's ``bias_scaler`` 64 on its batch-norm shifts). Schedulers that scale each
+            group's own learning rate (``TriangularLR``, ``WarmupCosineLR``, ``LambdaLR``) keep the ratio;
+            ``OneCycleLR`` with one ``max_lr`` does not.
         init_from: a cnnlab checkpoint whose architecture weights (not its trainer state) the model
             starts ``fit`` from, e.g. to fine-tune or prune a trained model; the architecture must match.
             ``--ckpt_path`` (resume) still wins over it; test and predict ignore it.
@@ -196,11 +202,14 @@ class ImageClassifier(L.LightningModule):
         mix_prob: float = 1.0,
         mix_switch_prob: float = 0.5,
         no_weight_decay_norm_bias: bool = False,
+        norm_lr_scale: float = 1.0,
     ):
         super().__init__()
         for name, value in (("mixup_alpha", mixup_alpha), ("cutmix_alpha", cutmix_alpha)):
             if value < 0:
                 raise ModelError(f"--model.{name} must be 0 (off) or more, got {value}")
+        if norm_lr_scale <= 0:
+            raise ModelError(f"--model.norm_lr_scale must be above 0 (1 for no scaling), got {norm_lr_scale}")
         if tta_shift < 0:
             raise ModelError(f"--model.tta_shift must be 0 (mirror only) or more pixels, got {tta_shift}")
         for name, value in (("mix_prob", mix_prob), ("mix_switch_prob", mix_switch_prob)):
@@ -429,18 +438,40 @@ class ImageClassifier(L.LightningModule):
         top = probs.topk(min(5, probs.shape[1]), dim=1)
         return {"probs": probs, "top_probs": top.values, "top_classes": top.indices}
 
-    def parameter_groups(self) -> list[torch.Tensor] | list[dict[str, Any]]:
-        """What the optimizer gets: all parameters, or with ``no_weight_decay_norm_bias`` two groups, the
-        second (normalisation layers and biases) with ``weight_decay`` 0."""
+    def parameter_groups(self, optimizer_args: dict[str, Any]) -> list[torch.Tensor] | list[dict[str, Any]]:
+        """What the optimizer gets: all parameters, or groups: with ``no_weight_decay_norm_bias`` the
+        parameters of normalisation layers and the biases get ``weight_decay`` 0; with ``norm_lr_scale``
+        the normalisation layers' parameters get that multiple of the learning rate and their weight decay
+        divided by it. ``optimizer_args``: the optimizer's arguments (its ``lr`` and ``weight_decay``)."""
         params = list(self.parameters())
-        if not self.hparams.get("no_weight_decay_norm_bias"):
+        no_decay = self.hparams.get("no_weight_decay_norm_bias")
+        scale = self.hparams.get("norm_lr_scale", 1.0)
+        if not no_decay and scale == 1.0:
             return params
-        exempt = {id(p) for p in no_decay_parameters(self)}
-        groups = [
-            {"params": [p for p in params if id(p) not in exempt]},
-            {"params": [p for p in params if id(p) in exempt], "weight_decay": 0.0},
-        ]
-        return [g for g in groups if g["params"]]
+        exempt = {id(p) for p in no_decay_parameters(self)} if no_decay else set()
+        scaled = set()
+        if scale != 1.0:
+            norms = [m for m in self.modules() if isinstance(m, NORM_LAYERS)]
+            scaled = {id(p) for m in norms for p in m.parameters(recurse=False)}
+        groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
+        for p in params:
+            groups.setdefault((id(p) in scaled, id(p) in exempt), []).append(p)
+        lr, decay = optimizer_args.get("lr"), optimizer_args.get("weight_decay", 0.0) or 0.0
+        result = []
+        for (is_scaled, is_exempt), members in sorted(groups.items()):
+            group: dict[str, Any] = {"params": members}
+            if is_exempt:
+                group["weight_decay"] = 0.0
+            if is_scaled:
+                if lr is None:
+                    raise ModelError(
+                        "--model.norm_lr_scale needs the optimizer's lr in the config (--optimizer.lr)"
+                    )
+                group["lr"] = float(lr) * scale
+                if not is_exempt:
+                    group["weight_decay"] = decay / scale
+            result.append(group)
+        return result
 
     def configure_optimizers(self):
         params, opt_config = list(self.parameters()), self.hparams.optimizer or DEFAULT_OPTIMIZER
@@ -450,7 +481,8 @@ class ImageClassifier(L.LightningModule):
             trainer and trainer.gradient_clip_val and isinstance(trainer.precision_plugin, MixedPrecision)
         ):
             opt_config = fused_if_open(opt_config, params)
-        optimizer = _instantiate(self.parameter_groups(), opt_config, "--optimizer")
+        groups = self.parameter_groups(opt_config.get("init_args") or {})
+        optimizer = _instantiate(groups, opt_config, "--optimizer")
         config = self.hparams.lr_scheduler
         if not config:
             return optimizer

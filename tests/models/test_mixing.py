@@ -129,6 +129,30 @@ def test_the_no_decay_group_holds_exactly_the_norm_layers_and_biases(arch, optim
     assert len(plain.param_groups) == 1
 
 
+@pytest.mark.parametrize("no_decay", [False, True])
+def test_norm_lr_scale_speeds_up_the_norm_layers_with_the_same_decay_per_step(no_decay):
+    # airbench94's bias_scaler: batch-norm shifts at 64x the learning rate, their weight decay divided by
+    # 64 so that each step shrinks them by the same share as every other weight
+    model = ImageClassifier("airbench", optimizer=SGD, norm_lr_scale=64.0, no_weight_decay_norm_bias=no_decay)
+    groups = model.configure_optimizers().param_groups
+    names = {id(p): n for n, p in model.named_parameters()}
+    norms = {n for n in names.values() if ".layers." in n and n.rsplit(".", 2)[-2] in ("2", "5")}
+    scaled = [g for g in groups if g["lr"] != SGD["init_args"]["lr"]]
+    assert len(scaled) == 1 and {names[id(p)] for p in scaled[0]["params"]} == norms
+    assert scaled[0]["lr"] == pytest.approx(64 * 0.1)
+    if no_decay:
+        assert scaled[0]["weight_decay"] == 0.0
+    else:
+        assert scaled[0]["lr"] * scaled[0]["weight_decay"] == pytest.approx(0.1 * 5e-4)
+    rest = {names[id(p)] for g in groups if g is not scaled[0] for p in g["params"]}
+    assert rest == set(names.values()) - norms and "model.whiten.bias" in rest
+
+
+def test_norm_lr_scale_is_checked():
+    with pytest.raises(ModelError, match="--model.norm_lr_scale must be above 0"):
+        ImageClassifier("airbench", norm_lr_scale=0)
+
+
 @pytest.mark.parametrize(
     ("option", "value", "message"),
     [
