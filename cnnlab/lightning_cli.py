@@ -59,7 +59,7 @@ from cnnlab.datamodules import (  # noqa: F401
 from cnnlab.errors import UserError, writable_folder
 from cnnlab.models import DistillationClassifier, ImageClassifier, read_checkpoint  # noqa: F401
 from cnnlab.models.checkpoint import TRUSTED_IMPORTS
-from cnnlab.schedulers import WarmupCosineLR  # noqa: F401  (makes --lr_scheduler WarmupCosineLR known)
+from cnnlab.schedulers import TriangularLR, WarmupCosineLR  # noqa: F401  (makes --lr_scheduler NAME known)
 
 # Packages of the user's own whose classes recipes may name too (callbacks, data modules), comma-separated.
 TRUST_VARIABLE = "CNNLAB_TRUST"
@@ -366,6 +366,11 @@ class CNNLabCLI(LightningCLI):
 
     def before_fit(self) -> None:
         self._check_checkpoint_fits_data()
+        if getattr(self.datamodule, "val_fraction", None) == 0:
+            # No validation split, as asked: Lightning would say so twice, as if it were a mistake (an empty
+            # validation loader, and val/acc missing for the best checkpoint). The run tests its last weights.
+            warnings.filterwarnings("ignore", message=r"Total length of `list` across ranks is zero")
+            warnings.filterwarnings("ignore", message=r"`ModelCheckpoint\(monitor='val/")
 
     def before_validate(self) -> None:
         self._check_checkpoint_fits_data()

@@ -6,6 +6,8 @@
 from cnnlab.callbacks.epoch_timer import EpochTimer
 from cnnlab.callbacks.evaluation_report import EvaluationReport
 from cnnlab.callbacks.exact_resume import ExactResume
+from cnnlab.callbacks.freezing import FreezeParameters
+from cnnlab.callbacks.lookahead import Lookahead
 from cnnlab.callbacks.model_card import ModelSummaryFile
 from cnnlab.callbacks.pictures import TensorBoardPictures
 from cnnlab.callbacks.prediction_writer import PredictionWriter
@@ -17,6 +19,8 @@ __all__ = [
     "EpochTimer",
     "EvaluationReport",
     "ExactResume",
+    "FreezeParameters",
+    "Lookahead",
     "MagnitudePruning",
     "ModelSummaryFile",
     "PredictionWriter",
