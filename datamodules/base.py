@@ -23,7 +23,7 @@ from torchvision.transforms.v2 import functional as TF
 
 from .augment import Cutout, augment_batch, random_erasing
 from .errors import DataError, DataNotFoundError
-from .memory import InMemoryImages, keep_batch
+from .memory import AlternatingFlip, InMemoryImages, keep_batch
 from .policies import NUM_BINS, POLICIES, per_image_policy
 from .predict import PredictImages, find_files
 
@@ -36,7 +36,8 @@ class ClassificationDataModule(L.LightningDataModule):
         batch_size: images per batch, for every split.
         num_workers: DataLoader worker processes of the per-image path (and of image decoding).
         val_fraction: share of the training set held out for validation (the test split is never used
-            for model selection).
+            for model selection); 0 trains on every training image and skips validation (as airbench94
+            does; checkpoints are then chosen by nothing but their epoch: ``last.ckpt``).
         split_seed: seed of the validation split, fixed so every run of a recipe validates on the same images.
         augment: apply the training augmentation (the data set's usual one, plus ``translate``/``cutout``).
         download: fetch the data set when it is missing.
@@ -53,6 +54,8 @@ class ClassificationDataModule(L.LightningDataModule):
         randaugment_n, randaugment_m: RandAugment's number of ops per image and magnitude bin (0-30).
         random_erasing: probability of torchvision's ``RandomErasing`` per training image, applied after
             normalisation as in torchvision's reference recipes (erased pixels become 0, the mean colour).
+        alternate_flip: instead of mirroring each training image at random in each epoch, mirror a
+            random half in even epochs and the other half in odd ones (airbench94); fast path only.
         predict_dir: what ``cnnlab predict`` classifies: a folder (searched recursively) or a list of
             image files and folders; images are converted and resized to the training data's shape.
     """
@@ -82,14 +85,17 @@ class ClassificationDataModule(L.LightningDataModule):
         randaugment_n: int = 2,
         randaugment_m: int = 9,
         random_erasing: float = 0.0,
+        alternate_flip: bool = False,
         predict_dir: str | list[str] | None = None,
     ):
         super().__init__()
-        if not 0.0 < val_fraction < 1.0:
+        if not 0.0 <= val_fraction < 1.0:
             raise DataError(
-                f"--data.val_fraction must be between 0 and 1 (the share of training images held out for "
-                f"validation, e.g. 0.1), got {val_fraction}"
+                f"--data.val_fraction must be from 0 (no validation) to below 1 (the share of training "
+                f"images held out for validation, e.g. 0.1), got {val_fraction}"
             )
+        if alternate_flip and not fast:
+            raise DataError("--data.alternate_flip needs the fast path; leave --data.fast true")
         if pad_mode not in ("zeros", "reflect"):
             raise DataError(f"--data.pad_mode must be 'zeros' or 'reflect', got {pad_mode!r}")
         if batch_size < 1:
@@ -123,6 +129,7 @@ class ClassificationDataModule(L.LightningDataModule):
         self.randaugment_n = randaugment_n
         self.randaugment_m = randaugment_m
         self.random_erasing = random_erasing
+        self.alternate_flip = alternate_flip
         self.predict_dir = predict_dir
         self.train_set = self.val_set = self.test_set = self.predict_set = None
         self.skipped: dict[str, list[str]] = {}  # split -> files that could not be read, left out
@@ -190,6 +197,8 @@ class ClassificationDataModule(L.LightningDataModule):
         spec = {"crop_padding": 0, "flip": False, **self._augmentation_defaults()}
         if self.crop_padding is not None:
             spec["crop_padding"] = self.crop_padding
+        if self.alternate_flip:  # the training set's AlternatingFlip mirrors instead
+            spec["flip"] = False
         return {
             **spec,
             "pad_mode": self.pad_mode,
@@ -288,14 +297,22 @@ class ClassificationDataModule(L.LightningDataModule):
         if stage in ("fit", "validate", None) and self.train_set is None:
             if self._has_split("val"):
                 self.train_set, self.val_set = self._dataset("train", True), self._dataset("val", False)
+            elif not self.val_fraction:
+                self.train_set, self.val_set = self._dataset("train", True), None
             else:
                 self.train_set, self.val_set = self._split(
                     self._dataset("train", True), self._dataset("train", False)
                 )
+            if self.alternate_flip and self.augment:
+                # seeded by the run's seed (seed_everything), so a resumed run mirrors the same images
+                self.train_set = AlternatingFlip(self.train_set, self._epoch, torch.initial_seed())
         if stage in ("test", None) and self.test_set is None:
             self.test_set = self._dataset("test", False)
         if stage == "predict" and self.predict_set is None:
             self.predict_set = self._predict_set()
+
+    def _epoch(self) -> int:
+        return self.trainer.current_epoch if self.trainer is not None else 0
 
     def _predict_set(self) -> PredictImages:
         if not self.predict_dir:
@@ -328,7 +345,9 @@ class ClassificationDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, shuffle=True)
 
-    def val_dataloader(self) -> DataLoader:
+    def val_dataloader(self) -> DataLoader | list:
+        if self.val_set is None:  # val_fraction 0: Lightning skips validation on an empty list
+            return []
         return self._loader(self.val_set, shuffle=False)
 
     def test_dataloader(self) -> DataLoader:

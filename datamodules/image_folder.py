@@ -124,6 +124,7 @@ class ImageFolderDataModule(ClassificationDataModule):
         randaugment_n: int = 2,
         randaugment_m: int = 9,
         random_erasing: float = 0.0,
+        alternate_flip: bool = False,
         cache_dir: str | None = None,
         predict_dir: str | list[str] | None = None,
     ):
@@ -144,6 +145,7 @@ class ImageFolderDataModule(ClassificationDataModule):
             randaugment_n=randaugment_n,
             randaugment_m=randaugment_m,
             random_erasing=random_erasing,
+            alternate_flip=alternate_flip,
             predict_dir=predict_dir,
         )
         self._listed: dict[str, list[tuple[Path, int, os.stat_result]]] = {}

@@ -38,6 +38,29 @@ class InMemoryImages(Dataset):
         return self.images[index], self.labels[index]
 
 
+class AlternatingFlip(Dataset):
+    """``dataset`` (served by ``__getitems__``) with each image mirrored in every other epoch: a coin per
+    image, drawn once from ``seed``, says whether it starts mirrored, and each odd epoch (``epoch()``)
+    mirrors them all (airbench94's alternating flip). Every image is seen both ways in any two epochs in
+    a row, where a coin per epoch would show some images the same way several epochs running."""
+
+    def __init__(self, dataset: Dataset, epoch, seed: int):
+        self.dataset, self.epoch = dataset, epoch
+        self.start_mirrored = torch.rand(len(dataset), generator=torch.Generator().manual_seed(seed)) < 0.5
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        images, labels = self.dataset.__getitems__(indices)
+        mirror = self.start_mirrored[torch.as_tensor(indices)] ^ bool(self.epoch() % 2)
+        return torch.where(mirror[:, None, None, None], images.flip(3), images), labels
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        images, labels = self.__getitems__([index])
+        return images[0], labels[0]
+
+
 def keep_batch(batch):
     """Collate function for ``InMemoryImages``: the batch is already stacked."""
     return batch

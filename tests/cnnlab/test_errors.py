@@ -166,8 +166,8 @@ def test_testing_untrained_weights_says_so(case, mnist_root, in_tmp, capsys):
 @pytest.mark.parametrize(
     "options, message",
     [
-        (["--data.val_fraction", "0"], "--data.val_fraction must be between 0 and 1"),
-        (["--data.val_fraction", "1.5"], "--data.val_fraction must be between 0 and 1"),
+        (["--data.val_fraction", "-0.1"], "--data.val_fraction must be from 0"),
+        (["--data.val_fraction", "1.5"], "--data.val_fraction must be from 0"),
         (["--data.batch_size", "0"], "--data.batch_size must be 1 or more images, got 0"),
         (["--data.batch_size", "-1"], "--data.batch_size must be 1 or more images, got -1"),
         (["--optimizer.lr", "-1"], "Adam refuses its options (Invalid learning rate: -1.0)"),

@@ -8,6 +8,7 @@ import torch
 from PIL import Image
 
 from cnnlab.datamodules import CIFAR10DataModule, ImageFolderDataModule, MNISTDataModule, memory
+from cnnlab.datamodules.errors import DataError
 from tests.fakedata import make_image_folder
 
 
@@ -107,3 +108,38 @@ def test_building_the_cache_leaves_the_global_random_state_alone(tmp_path):
     dm = ImageFolderDataModule(str(root), num_workers=2, cache_dir=str(tmp_path / "cache"))
     dm.setup("fit")
     assert torch.equal(torch.rand(3), expected)
+
+
+def test_val_fraction_0_trains_on_every_image_and_skips_validation(cifar_root):
+    dm = CIFAR10DataModule(str(cifar_root), 32, 0, download=False, val_fraction=0.0)
+    dm.setup("fit")
+    assert len(dm.train_set) == 200 and dm.val_set is None and dm.val_dataloader() == []
+    with pytest.raises(DataError, match=r"val_fraction must be from 0 \(no validation\) to below 1"):
+        CIFAR10DataModule(str(cifar_root), val_fraction=1.0)
+
+
+def test_alternating_flip_shows_every_image_both_ways_in_two_epochs(cifar_root):
+    torch.manual_seed(3)
+    dm = CIFAR10DataModule(str(cifar_root), 50, 0, download=False, val_fraction=0.0, alternate_flip=True)
+    dm.setup("fit")
+    assert not dm.augmentation()["flip"]  # the data set's own random flip gives way
+    plain = memory.InMemoryImages(dm.train_set.dataset.images, dm.train_set.dataset.labels)
+    index = list(range(len(plain)))
+    epoch = {"now": 0}
+    dm.train_set.epoch = lambda: epoch["now"]
+    seen = []
+    for epoch["now"] in range(3):
+        images, _ = dm.train_set.__getitems__(index)
+        seen.append(images)
+    originals, _ = plain.__getitems__(index)
+    mirrored = torch.tensor([torch.equal(a, b.flip(2)) for a, b in zip(seen[0], originals, strict=True)])
+    unchanged = torch.tensor([torch.equal(a, b) for a, b in zip(seen[0], originals, strict=True)])
+    assert 0.3 < mirrored.float().mean() < 0.7 and bool((mirrored | unchanged).all())
+    assert torch.equal(seen[1], seen[0].flip(3)) and torch.equal(seen[2], seen[0])
+    # drawn from the run's seed: the same run (or its resumption) mirrors the same images
+    torch.manual_seed(3)
+    again = CIFAR10DataModule(str(cifar_root), 50, 0, download=False, val_fraction=0.0, alternate_flip=True)
+    again.setup("fit")
+    assert torch.equal(again.train_set.start_mirrored, dm.train_set.start_mirrored)
+    with pytest.raises(DataError, match="alternate_flip needs the fast path"):
+        CIFAR10DataModule(str(cifar_root), fast=False, alternate_flip=True)
