@@ -7,6 +7,11 @@ conv groups (conv 3x3 - max pool - batch norm - GELU - conv 3x3 - batch norm - G
 channels, a 3x3 max pooling and a linear layer scaled by 1/9. About 2M parameters and 0.1 GMACs per
 32x32 image. ``init_from_data`` sets the whitening weights; ``ImageClassifier`` calls it with training
 images when fitting starts (once: the flag is saved in checkpoints).
+
+As airbench94 builds it: batch norm with its scale frozen at 1 (only the shift learns) and eps 1e-12,
+convolutions initialised with the identity (``dirac_``) on their first input-many filters, and a final
+3x3 max pooling with stride 3, which on a 32x32 input sees the top-left 3x3 of the 4x4 map. Other input
+sizes: a global max pooling follows, so the head always gets one vector.
 """
 
 import torch
@@ -15,14 +20,29 @@ import torch.nn as nn
 from .registry import register_model
 
 
+def conv3x3(cin: int, cout: int) -> nn.Conv2d:
+    conv = nn.Conv2d(cin, cout, 3, padding="same", bias=False)
+    with torch.no_grad():
+        # Identity on the first cin filters: the group starts close to passing its input through.
+        nn.init.dirac_(conv.weight[: min(cin, cout)])
+    return conv
+
+
+def batch_norm(channels: int) -> nn.BatchNorm2d:
+    # momentum 0.4 (PyTorch's convention: the weight of the new batch); a frozen scale of 1 and eps 1e-12.
+    norm = nn.BatchNorm2d(channels, eps=1e-12, momentum=0.4)
+    norm.weight.requires_grad_(False)
+    return norm
+
+
 def conv_group(cin: int, cout: int) -> nn.Sequential:
     return nn.Sequential(
-        nn.Conv2d(cin, cout, 3, padding="same", bias=False),
+        conv3x3(cin, cout),
         nn.MaxPool2d(2),
-        nn.BatchNorm2d(cout, momentum=0.4),
+        batch_norm(cout),
         nn.GELU(),
-        nn.Conv2d(cout, cout, 3, padding="same", bias=False),
-        nn.BatchNorm2d(cout, momentum=0.4),
+        conv3x3(cout, cout),
+        batch_norm(cout),
         nn.GELU(),
     )
 
@@ -42,6 +62,7 @@ class AirbenchNet(nn.Module):
             conv_group(2 * patch_dims, w1),
             conv_group(w1, w2),
             conv_group(w2, w3),
+            nn.MaxPool2d(3),
             nn.AdaptiveMaxPool2d(1),
         )
         self.head = nn.Linear(w3, num_classes, bias=False)

@@ -87,6 +87,27 @@ def test_airbench_whitening_decorrelates_the_training_patches():
     torch.testing.assert_close(model.whiten.weight[half:], -model.whiten.weight[:half])
 
 
+def test_airbench_is_built_as_airbench94_builds_it():
+    model = get_model("airbench", num_classes=10)
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert len(norms) == 6
+    assert all(not m.weight.requires_grad and m.bias.requires_grad and m.eps == 1e-12 for m in norms)
+    assert all(torch.equal(m.weight, torch.ones_like(m.weight)) for m in norms)  # the frozen scale is 1
+    convs = [m for m in model.layers.modules() if isinstance(m, torch.nn.Conv2d)]
+    for conv in convs:  # identity on the first input-many filters, PyTorch's default on the others
+        identity = torch.zeros_like(conv.weight[: conv.in_channels])
+        torch.nn.init.dirac_(identity)
+        assert torch.equal(conv.weight[: conv.in_channels], identity)
+        if conv.out_channels > conv.in_channels:
+            assert conv.weight[conv.in_channels :].abs().sum() > 0
+    # the final 3x3 max pooling with stride 3 sees the top-left 3x3 of the 4x4 map only
+    features = model.layers[:-2](torch.randn(2, 24, 32, 32))
+    assert features.shape[-2:] == (4, 4)
+    pooled = model.layers[-2:](features)
+    torch.testing.assert_close(pooled[..., 0, 0], features[..., :3, :3].amax(dim=(-2, -1)))
+    assert model(torch.randn(2, 3, 96, 96)).shape == (2, 10)  # larger images end in one vector too
+
+
 @pytest.mark.parametrize("name", ["vgg11", "vgg13", "vgg16", "vgg19"])
 def test_vgg_without_batch_norm_keeps_the_signal(name):
     # With PyTorch's default initialisation the features of an untrained VGG-11 had 0.006 of the input's
