@@ -74,6 +74,7 @@ OPS = [
     ("Posterize", 2.0),
     ("Posterize", 5.0),
     ("Solarize", 0.4),
+    ("Solarize", 0.3),  # 76.5: uint8 images compare with ceil(76.5)
     ("AutoContrast", 0.0),
     ("Equalize", 0.0),
     ("Invert", 0.0),
