@@ -79,13 +79,18 @@ def _accuracy(runs: list[dict]) -> str:
 
 
 def newest_full_runs(runs: list[dict], recipe: str) -> list[dict]:
-    """The full-length runs of ``recipe`` as written from the newest date: not those recorded as a
-    ``variant`` (a control run with an option changed, such as distillation without its teacher)."""
-    full = [r for r in runs if r["recipe"] == recipe and r.get("full_length") and not r.get("variant")]
-    if not full:
-        return []
-    newest = max(str(r["date"]) for r in full)
-    return [r for r in full if str(r["date"]) == newest]
+    """The recipe's own result: its newest full-length run of each seed (a record without ``seed`` ran
+    the recipe's own), leaving out control variants (an option changed, such as distillation without its
+    teacher) and runs marked ``superseded`` (the recipe changed after them)."""
+    newest: dict[object, dict] = {}
+    for run in runs:
+        own = run["recipe"] == recipe and run.get("full_length")
+        if not own or run.get("variant") or run.get("superseded"):
+            continue
+        seed = run.get("seed")
+        if seed not in newest or str(run["date"]) >= str(newest[seed]["date"]):
+            newest[seed] = run
+    return list(newest.values())
 
 
 def _arch_of(recipe: dict) -> str:
@@ -131,7 +136,9 @@ def readme_table(results: dict) -> str:
 def _run_rows(runs: list[dict], budget: bool) -> list[list]:
     rows = []
     for r in sorted(runs, key=lambda r: (r["recipe"], r["arch"], str(r["date"]))):
-        row = [f"`{r['recipe']}`", r["arch"], r["data"], _percent(r["test_acc"]), r["epochs"]]
+        recipe = f"`{r['recipe']}`" + (f" (superseded: {r['superseded']})" if r.get("superseded") else "")
+        arch = r["arch"] + (f", seed {r['seed']}" if r.get("seed") is not None else "")
+        row = [recipe, arch, r["data"], _percent(r["test_acc"]), r["epochs"]]
         if budget:
             row.append(r.get("budget", ""))
         row += [

@@ -36,12 +36,15 @@ def fail(message: str):
 
 
 def records(results: Path, recipe: str) -> list[dict]:
-    """The recipe's records: full-length ones as written first, then shortened ones, then control
-    variants; the latest first within each kind."""
+    """The recipe's records: full-length ones as written first, then shortened ones, then superseded
+    ones (the recipe changed after them), then control variants; the latest first within each kind."""
     runs = [r for r in yaml.safe_load(results.read_text())["runs"] if r["recipe"] == recipe]
     newest_first = sorted(runs, key=lambda r: str(r["date"]), reverse=True)  # ISO dates sort as text
     # stable: dates kept within each kind
-    return sorted(newest_first, key=lambda r: (bool(r.get("variant")), not r.get("full_length", False)))
+    return sorted(
+        newest_first,
+        key=lambda r: (bool(r.get("variant")), bool(r.get("superseded")), not r.get("full_length", False)),
+    )
 
 
 def _percent(accuracy: float) -> str:

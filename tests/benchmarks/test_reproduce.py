@@ -39,6 +39,19 @@ def test_a_control_variant_is_never_the_recipes_own_result():
     assert [r["test_acc"] for r in model_table.newest_full_runs(runs, "mnist_lenet5")] == [0.5]
 
 
+def test_the_recipes_result_is_its_newest_run_of_each_seed_and_never_a_superseded_one():
+    runs = [
+        record(date="2026-11-01", test_acc=0.1),
+        record(date="2026-11-02", test_acc=0.2),  # the same seed measured again
+        record(date="2026-11-03", test_acc=0.3, seed=1),
+        record(date="2026-11-04", test_acc=0.9, seed=2, superseded="the recipe changed"),
+    ]
+    assert sorted(r["test_acc"] for r in model_table.newest_full_runs(runs, "mnist_lenet5")) == [0.2, 0.3]
+    assert model_table.measured_line({"runs": runs}, "mnist_lenet5").startswith(
+        "# Measured: 25.00% ± 7.07 (2 seeds) test accuracy"
+    )
+
+
 def test_the_command_runs_on_this_machines_shared_data_and_can_be_shortened(tmp_path):
     config, rest = reproduce.fit_arguments(record(), tmp_path / "shared", epochs=None)
     assert config == "mnist_lenet5"
