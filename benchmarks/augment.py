@@ -118,7 +118,9 @@ def batched_images_per_s(images: torch.Tensor, policy: str) -> float:
 def policies(args) -> None:
     dm = ImageFolderDataModule(data_dir=args.cifar)
     dm.setup("fit")
-    images = dm.train_set.dataset.images[:POLICY_IMAGES]
+    # copied out of the memory-mapped cache: otherwise the first reads of each image page it in, and the
+    # side that happens to touch an image first pays for it (the batched side by up to 1.7x here)
+    images = dm.train_set.dataset.images[:POLICY_IMAGES].clone()
     rows = []
     for policy in ("randaugment", "trivialaugment", "autoaugment"):
         rates = {"per image (torchvision, 2 workers)": [], "batched (cnnlab)": []}
