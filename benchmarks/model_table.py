@@ -78,6 +78,16 @@ def _accuracy(runs: list[dict]) -> str:
     return f"{_percent(statistics.mean(accs))} ± {100 * statistics.stdev(accs):.2f} ({len(accs)} seeds)"
 
 
+def _time_and_hardware(runs: list[dict]) -> tuple[str, str]:
+    """The median wall time of runs on one kind of machine; on several, the range of the times and every
+    machine (a median across machines would be a time no run took, on no machine in particular)."""
+    machines = list(dict.fromkeys(r["hardware"] for r in runs))
+    if len(machines) == 1:
+        return _seconds(statistics.median(r["wall_s"] for r in runs)), machines[0]
+    times = sorted(r["wall_s"] for r in runs)
+    return f"{_seconds(times[0])} to {_seconds(times[-1])}", " / ".join(machines)
+
+
 def newest_full_runs(runs: list[dict], recipe: str) -> list[dict]:
     """The recipe's own result: its newest full-length run of each seed (a record without ``seed`` ran
     the recipe's own), leaving out control variants (an option changed, such as distillation without its
@@ -118,8 +128,8 @@ def recipe_rows(results: dict) -> list[list]:
         runs = newest_full_runs(results["runs"], name)
         epochs = (recipe.get("trainer") or {}).get("max_epochs", 10)
         if runs:
-            time = _seconds(statistics.median(r["wall_s"] for r in runs))
-            accuracy, hardware = _accuracy(runs), runs[0]["hardware"]
+            time, hardware = _time_and_hardware(runs)
+            accuracy = _accuracy(runs)
         else:
             reference = REFERENCES.get(name)
             accuracy = "not measured yet" + (f" (published {reference.split(' (')[0]})" if reference else "")
@@ -233,10 +243,10 @@ def measured_line(results: dict, name: str) -> str:
     runs = newest_full_runs(results["runs"], name)
     if not runs:
         return f"{MEASURED}not yet run to its end (docs/results.md)."
-    time = _seconds(statistics.median(r["wall_s"] for r in runs))
+    time, hardware = _time_and_hardware(runs)
     epochs = runs[0]["epochs"]
     return (
-        f"{MEASURED}{_accuracy(runs)} test accuracy in {epochs} epochs, {time} on a {runs[0]['hardware']} "
+        f"{MEASURED}{_accuracy(runs)} test accuracy in {epochs} epochs, {time} on a {hardware} "
         "(docs/results.md)."
     )
 

@@ -52,6 +52,12 @@ def test_the_recipes_result_is_its_newest_run_of_each_seed_and_never_a_supersede
     )
 
 
+def test_seeds_run_on_different_machines_show_the_range_of_their_times_and_both_machines():
+    runs = [record(wall_s=60.0, hardware="2-core EPYC"), record(wall_s=120.0, hardware="2-core Xeon", seed=1)]
+    line = model_table.measured_line({"runs": runs}, "mnist_lenet5")
+    assert "1 min 00 s to 2 min 00 s on a 2-core EPYC / 2-core Xeon" in line
+
+
 def test_the_command_runs_on_this_machines_shared_data_and_can_be_shortened(tmp_path):
     config, rest = reproduce.fit_arguments(record(), tmp_path / "shared", epochs=None)
     assert config == "mnist_lenet5"
