@@ -13,6 +13,7 @@ shape and dtype and image ``i`` stays at index ``i``. Randomness comes from torc
 device (seeded by ``seed_everything``).
 """
 
+import math
 from collections.abc import Sequence
 from contextlib import contextmanager
 from functools import lru_cache
@@ -21,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torchvision.transforms.v2 import AutoAugment, AutoAugmentPolicy, RandAugment, TrivialAugmentWide
 from torchvision.transforms.v2 import functional as TF
+from torchvision.transforms.v2.functional._geometry import _get_inverse_affine_matrix
 
 POLICIES = ("none", "randaugment", "trivialaugment", "autoaugment")
 NUM_BINS = 31  # magnitude bins of RandAugment and TrivialAugmentWide (torchvision's default)
@@ -105,6 +107,36 @@ def sharpness(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
     return _to_dtype(out, x)
 
 
+def autocontrast(x: torch.Tensor) -> torch.Tensor:
+    """Stretch each channel from its minimum and maximum to the full range (a channel with a single value
+    stays as it is): torchvision's ``autocontrast``, with its arithmetic, and the cast back to uint8 fast."""
+    low = x.amin(dim=(-2, -1), keepdim=True).to(_float(x).dtype)
+    high = x.amax(dim=(-2, -1), keepdim=True).to(low.dtype)
+    flat = high == low
+    inv_scale = torch.where(flat, 1.0, (high - low) * (1.0 / _bound(x)))
+    return _to_dtype((_float(x) - torch.where(flat, 0.0, low)).div_(inv_scale), x)
+
+
+def equalize(x: torch.Tensor) -> torch.Tensor:
+    """Histogram equalisation of each channel: torchvision's ``equalize`` (PIL's lookup table, from the
+    pixels other than those of the channel's largest value, in 255 steps; a channel with fewer than 255 such
+    pixels stays as it is), several times faster on a CPU: the table is computed in float64, exactly (its
+    numbers are integers far below 2**53), and chosen per channel before the lookup instead of after it.
+    Float images are equalised on their uint8 values, as torchvision does."""
+    if x.is_floating_point():
+        return TF.to_dtype(equalize(TF.to_dtype(x, torch.uint8, scale=True)), x.dtype, scale=True)
+    flat = x.flatten(-2).long()
+    hist = torch.zeros(*flat.shape[:-1], 256, dtype=torch.int32, device=x.device)
+    hist.scatter_add_(-1, flat, hist.new_ones(1).expand_as(flat))
+    cum = hist.cumsum(-1).double()
+    step = (flat.shape[-1] - hist.gather(-1, cum.argmax(-1, keepdim=True))).double().div_(255).floor_()
+    table = torch.zeros_like(cum)
+    table[..., 1:] = (cum[..., :-1] + (step / 2).floor_()).div_(step.clamp(min=1)).floor_().clamp_(0, 255)
+    identity = torch.arange(256, dtype=table.dtype, device=x.device)
+    table = _to_uint8(torch.where(step == 0, identity, table))
+    return table.gather(-1, flat).view(x.shape)
+
+
 def posterize(x: torch.Tensor, bits: torch.Tensor) -> torch.Tensor:
     """Keep the ``bits`` highest bits of each value, per image."""
     bits = bits.long()
@@ -119,25 +151,17 @@ def solarize(x: torch.Tensor, threshold: torch.Tensor) -> torch.Tensor:
     """Invert the values at or above each image's ``threshold`` (a fraction of the range)."""
     threshold = threshold * _bound(x)
     if x.dtype == torch.uint8 and bool((threshold <= 255).all()):
-        # integers at or above t are those at or above ceil(t): compared as uint8, with no wider copy
+        # integers at or above t are those at or above ceil(t): compared as uint8, with no wider copy;
+        # inverting is xor with 255 where the mask is 1 (0 - 1 = 255 in uint8)
         threshold = threshold.ceil().clamp_(min=0).to(torch.uint8)
-        return torch.where(x >= threshold.view(-1, 1, 1, 1), TF.invert(x), x)
-    return torch.where(x >= _per_image(threshold, x.dtype), TF.invert(x), x)
+        return x ^ (x >= _full(threshold, x)).view(torch.uint8).neg_()
+    return torch.where(x >= _full(_per_image(threshold, x.dtype), x), TF.invert(x), x)
 
 
-def _inverse_affine(angle, translate_x, translate_y, shear_x, shear_y, centre_x, centre_y) -> torch.Tensor:
-    """torchvision's ``_get_inverse_affine_matrix`` (scale 1) for tensors of per-image parameters (float64,
-    degrees and pixels, centre relative to the image centre): ``(B, 2, 3)`` output-to-input matrices."""
-    rot, sx, sy = torch.deg2rad(angle), torch.deg2rad(shear_x), torch.deg2rad(shear_y)
-    a = torch.cos(rot - sy) / torch.cos(sy)
-    b = -(a * torch.tan(sx) + torch.sin(rot))
-    c = torch.sin(rot - sy) / torch.cos(sy)
-    d = torch.cos(rot) - c * torch.tan(sx)
-    cx, cy = centre_x + translate_x, centre_y + translate_y
-    m0, m1, m3, m4 = d, -b, -c, a
-    m2 = (m0 * -cx + m1 * -cy) + centre_x
-    m5 = (m3 * -cx + m4 * -cy) + centre_y
-    return torch.stack([m0, m1, m2, m3, m4, m5], dim=1).view(-1, 2, 3)
+def _full(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """Per-image ``values`` as a tensor of ``like``'s shape. On a CPU a comparison against a tensor of the
+    same shape is an order of magnitude faster than against a broadcast one (or a scalar)."""
+    return values.view(-1, *[1] * (like.dim() - 1)).expand_as(like).contiguous()
 
 
 def affine(x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
@@ -168,27 +192,31 @@ def _grid_coordinates(h: int, w: int, dtype: torch.dtype, device: torch.device):
 
 
 def geometric(x: torch.Tensor, kinds: torch.Tensor, magnitude: torch.Tensor) -> torch.Tensor:
-    """Each image's geometric op (``kinds``: its index in ``_GEOMETRIC``) with its signed magnitude, as
-    torchvision's auto-augment classes call ``affine`` (shears about the top-left corner, whole-pixel
-    translations) and ``rotate``."""
+    """Each image's geometric op (``kinds``: its index in ``_GEOMETRIC``) with its signed magnitude, with
+    the matrix torchvision's auto-augment classes resample it with."""
     h, w = x.shape[-2:]
-    m = magnitude.double()
-    zero = torch.zeros_like(m)
+    dtype = x.dtype if x.is_floating_point() else torch.float32
+    rows = [_inverse_matrix(k, m, h, w) for k, m in zip(kinds.tolist(), magnitude.tolist(), strict=True)]
+    return affine(x, torch.tensor(rows, dtype=dtype, device=x.device).view(-1, 2, 3))
 
-    def where(name: str, value) -> torch.Tensor:
-        return torch.where(kinds == _GEOMETRIC.index(name), value, zero)
 
-    shear = kinds <= _GEOMETRIC.index("ShearY")  # ShearX and ShearY come first
-    theta = _inverse_affine(
-        angle=where("Rotate", -m),  # rotate turns counter-clockwise, affine clockwise
-        translate_x=where("TranslateX", m.trunc()),
-        translate_y=where("TranslateY", m.trunc()),
-        shear_x=where("ShearX", torch.rad2deg(torch.atan(m))),
-        shear_y=where("ShearY", torch.rad2deg(torch.atan(m))),
-        centre_x=torch.where(shear, zero - w * 0.5, zero),
-        centre_y=torch.where(shear, zero - h * 0.5, zero),
-    )
-    return affine(x, theta)
+@lru_cache(maxsize=4096)
+def _inverse_matrix(kind: int, magnitude: float, h: int, w: int) -> list[float]:
+    """The output-to-input matrix of op ``_GEOMETRIC[kind]`` at ``magnitude`` on ``h`` x ``w`` images, from
+    torchvision's own helper with the arguments its auto-augment classes give ``affine`` (shears about the
+    top-left corner, whole-pixel translations) and ``rotate`` (the angle modulo 360, turned the other way).
+    Computed once per op and magnitude: a policy draws its magnitudes from a few bins."""
+    name = _GEOMETRIC[kind]
+    if name == "Rotate":
+        return _get_inverse_affine_matrix([0.0, 0.0], -(magnitude % 360), [0.0, 0.0], 1.0, [0.0, 0.0])
+    shear = math.degrees(math.atan(magnitude))
+    translate, shears, centre = {
+        "ShearX": ([0.0, 0.0], [shear, 0.0], [-w * 0.5, -h * 0.5]),
+        "ShearY": ([0.0, 0.0], [0.0, shear], [-w * 0.5, -h * 0.5]),
+        "TranslateX": ([float(int(magnitude)), 0.0], [0.0, 0.0], [0.0, 0.0]),
+        "TranslateY": ([0.0, float(int(magnitude))], [0.0, 0.0], [0.0, 0.0]),
+    }[name]
+    return _get_inverse_affine_matrix(centre, 0.0, translate, 1.0, shears)
 
 
 _COLOUR = {
@@ -198,8 +226,8 @@ _COLOUR = {
     "Sharpness": lambda x, m: sharpness(x, 1.0 + m),
     "Posterize": posterize,
     "Solarize": solarize,
-    "AutoContrast": lambda x, m: TF.autocontrast(x),
-    "Equalize": lambda x, m: TF.equalize(x),
+    "AutoContrast": lambda x, m: autocontrast(x),
+    "Equalize": lambda x, m: equalize(x),
     "Invert": lambda x, m: TF.invert(x),
 }
 
