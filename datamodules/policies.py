@@ -98,12 +98,17 @@ def sharpness(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
     out = x.to(torch.float32 if not x.is_floating_point() else x.dtype, copy=True)
     # torchvision's depthwise convolution, as sums of shifted views: several times faster on small images
     # on a CPU, and the same uint8 results (a sum of integers over 13 is never within float error of .5)
-    rows = out[..., :-2, :] + out[..., 1:-1, :] + out[..., 2:, :]
+    rows = out[..., :-2, :] + out[..., 1:-1, :]
+    rows += out[..., 2:, :]
     view = out[..., 1:-1, 1:-1]
-    blurred = (rows[..., :-2] + rows[..., 1:-1] + rows[..., 2:] + 4 * view) / 13
-    if not x.is_floating_point():
-        blurred = blurred.round_()
-    view.add_((blurred - view) * _per_image(1.0 - factor, out.dtype))
+    blurred = rows[..., :-2] + rows[..., 1:-1]
+    blurred += rows[..., 2:]
+    blurred.add_(view, alpha=4)
+    if x.is_floating_point():
+        blurred /= 13
+    else:  # a sum of integers times 1/13 rounds as the sum over 13 does, and a product is cheaper
+        blurred.mul_(1 / 13).round_()
+    view.add_(blurred.sub_(view).mul_(_per_image(1.0 - factor, out.dtype)))
     return _to_dtype(out, x)
 
 
@@ -128,13 +133,15 @@ def equalize(x: torch.Tensor) -> torch.Tensor:
     flat = x.flatten(-2).long()
     hist = torch.zeros(*flat.shape[:-1], 256, dtype=torch.int32, device=x.device)
     hist.scatter_add_(-1, flat, hist.new_ones(1).expand_as(flat))
-    cum = hist.cumsum(-1).double()
-    step = (flat.shape[-1] - hist.gather(-1, cum.argmax(-1, keepdim=True))).double().div_(255).floor_()
-    table = torch.zeros_like(cum)
-    table[..., 1:] = (cum[..., :-1] + (step / 2).floor_()).div_(step.clamp(min=1)).floor_().clamp_(0, 255)
+    cum = hist.cumsum(-1, dtype=torch.float64)
+    top = hist.gather(-1, x.flatten(-2).amax(-1, keepdim=True).long())  # pixels of the largest value
+    step = (flat.shape[-1] - top).double().div_(255).floor_()
+    # table[v] from the pixels below v: the cumulative histogram shifted by one value (table[0] = 0)
+    table = F.pad(cum[..., :-1], (1, 0)).add_((step / 2).floor_())
+    table = table.div_(step.clamp(min=1)).floor_().clamp_(max=255)
     identity = torch.arange(256, dtype=table.dtype, device=x.device)
-    table = _to_uint8(torch.where(step == 0, identity, table))
-    return table.gather(-1, flat).view(x.shape)
+    table = identity + (step > 0) * (table - identity)  # arithmetic: a where is slower
+    return _to_uint8(table).gather(-1, flat).view(x.shape)
 
 
 def posterize(x: torch.Tensor, bits: torch.Tensor) -> torch.Tensor:
