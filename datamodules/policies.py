@@ -87,7 +87,10 @@ def saturation(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
 
 
 def contrast(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
-    return _blend(x, _grayscale(x).mean(dim=(1, 2, 3), keepdim=True), factor)
+    """Blend with each image's mean grey, spread over a grey image: on a CPU the blend is several times
+    slower with one value per image than with a value per pixel."""
+    grey = _grayscale(x)
+    return _blend(x, _full(grey.mean(dim=(1, 2, 3)), grey), factor)
 
 
 def sharpness(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
@@ -174,17 +177,17 @@ def _full(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 def affine(x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
     """Resample each image with its own inverse matrix (pixel units about the image centre), nearest
     interpolation and zero fill: torchvision's ``affine``/``rotate`` on tensors, for a batch at once."""
-    b, _, h, w = x.shape
+    h, w = x.shape[-2:]
     dtype = x.dtype if x.is_floating_point() else torch.float32
     # torchvision's _affine_grid: pixel-centred coordinates times the matrix, normalised after it
     xs, ys, scale = _grid_coordinates(h, w, dtype, x.device)
-    r = theta.to(dtype).transpose(1, 2) / scale
-    # (x r0 + y r1) + r2 for each coordinate: the products and sums of torchvision's matrix product, as a
-    # row term plus a column term (about twice as fast as the product over the whole grid)
-    grid = torch.empty(b, h, w, 2, dtype=dtype, device=x.device)
-    for c in range(2):
-        torch.add((xs * r[:, 0, c, None])[:, None, :], (ys * r[:, 1, c, None])[:, :, None], out=grid[..., c])
-        grid[..., c] += r[:, 2, c, None, None]
+    coef = theta.to(dtype) / scale.view(1, 2, 1)  # (B, 2, 3): the normalised matrix of each coordinate
+    # (x m0 + y m1) + m2 for each coordinate: the products and sums of torchvision's matrix product, as a
+    # column term plus a row term on contiguous (B, 2, H, W) planes, then viewed as (B, H, W, 2) (several
+    # times faster than the product over the whole grid)
+    grid = (xs * coef[..., 0:1]).unsqueeze(2) + (ys * coef[..., 1:2]).unsqueeze(3)
+    grid += coef[..., 2:3].unsqueeze(3)
+    grid = grid.permute(0, 2, 3, 1)
     out = F.grid_sample(_float(x).to(dtype), grid, mode="nearest", padding_mode="zeros", align_corners=False)
     # nearest resampling of whole numbers gives whole numbers: no rounding before the cast back
     return out if x.is_floating_point() else _to_uint8(out)
