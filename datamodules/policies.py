@@ -133,18 +133,21 @@ def equalize(x: torch.Tensor) -> torch.Tensor:
     Float images are equalised on their uint8 values, as torchvision does."""
     if x.is_floating_point():
         return TF.to_dtype(equalize(TF.to_dtype(x, torch.uint8, scale=True)), x.dtype, scale=True)
-    flat = x.flatten(-2).long()
-    hist = torch.zeros(*flat.shape[:-1], 256, dtype=torch.int32, device=x.device)
-    hist.scatter_add_(-1, flat, hist.new_ones(1).expand_as(flat))
+    b, c, h, w = x.shape
+    # one histogram of 256 bins per channel: each value keyed by its channel, as int32 (int64 keys, as
+    # scatter and gather take, cost a third more)
+    offsets = torch.arange(0, b * c * 256, 256, dtype=torch.int32, device=x.device)
+    keys = (x.int() + offsets.view(b, c, 1, 1)).view(-1)
+    hist = torch.bincount(keys, minlength=b * c * 256).view(b, c, 256)
     cum = hist.cumsum(-1, dtype=torch.float64)
     top = hist.gather(-1, x.flatten(-2).amax(-1, keepdim=True).long())  # pixels of the largest value
-    step = (flat.shape[-1] - top).double().div_(255).floor_()
+    step = (h * w - top).double().div_(255).floor_()
     # table[v] from the pixels below v: the cumulative histogram shifted by one value (table[0] = 0)
     table = F.pad(cum[..., :-1], (1, 0)).add_((step / 2).floor_())
     table = table.div_(step.clamp(min=1)).floor_().clamp_(max=255)
     identity = torch.arange(256, dtype=table.dtype, device=x.device)
     table = identity + (step > 0) * (table - identity)  # arithmetic: a where is slower
-    return _to_uint8(table).gather(-1, flat).view(x.shape)
+    return _to_uint8(table).view(-1).index_select(0, keys).view(x.shape)
 
 
 def posterize(x: torch.Tensor, bits: torch.Tensor) -> torch.Tensor:
