@@ -18,7 +18,7 @@ policy) on CIFAR-10 training images (``--cifar``, decoded once into memory as ui
   filled their prefetch queue (which flatters them a little);
 * batched (cnnlab's): ``datamodules.policies.apply_policy`` on the batch in the main process, as
   ``on_after_batch_transfer`` runs it; the batches are gathered from memory before the clock starts (the
-  fast path's DataLoader does that with one indexing operation per batch).
+  fast path's DataLoader does that with one indexing operation per batch), and timed over five passes.
 
     python -m benchmarks.augment [--repeats 3] [--part crop|policies|all] [--cifar FOLDER]
 """
@@ -77,6 +77,9 @@ def ms_per_batch(fn, x: torch.Tensor, padding: int, mode: str, batches: int) -> 
 
 POLICY_BATCH = 128
 POLICY_BATCHES = 30  # timed batches per measurement
+# the batched side goes over its batches this many times: 30 batches take it about 60 ms, too short to time
+# steadily; both sides then take about a third of a second per measurement
+POLICY_PASSES = 5
 POLICY_IMAGES = 12_800  # training images decoded into memory
 
 
@@ -110,9 +113,10 @@ def batched_images_per_s(images: torch.Tensor, policy: str) -> float:
     batches = images[torch.randperm(len(images))[: POLICY_BATCH * (POLICY_BATCHES + 1)]].split(POLICY_BATCH)
     apply_policy(batches[-1], policy)  # warm-up
     start = time.perf_counter()
-    for batch in batches[:POLICY_BATCHES]:
-        apply_policy(batch, policy)
-    return POLICY_BATCH * POLICY_BATCHES / (time.perf_counter() - start)
+    for _ in range(POLICY_PASSES):
+        for batch in batches[:POLICY_BATCHES]:
+            apply_policy(batch, policy)
+    return POLICY_BATCH * POLICY_BATCHES * POLICY_PASSES / (time.perf_counter() - start)
 
 
 def policies(args) -> None:
