@@ -46,8 +46,13 @@ def _to_uint8(x: torch.Tensor) -> torch.Tensor:
     return x.to(torch.int16).to(torch.uint8)
 
 
+def _float_dtype(x: torch.Tensor) -> torch.dtype:
+    """The float type the ops compute ``x`` in: its own, or float32 for uint8 images."""
+    return x.dtype if x.is_floating_point() else torch.float32
+
+
 def _float(x: torch.Tensor) -> torch.Tensor:
-    return x if x.is_floating_point() else x.float()
+    return x.to(_float_dtype(x))
 
 
 def _per_image(values: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -98,7 +103,7 @@ def sharpness(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
     h, w = x.shape[-2:]
     if h <= 2 or w <= 2:
         return x
-    out = x.to(torch.float32 if not x.is_floating_point() else x.dtype, copy=True)
+    out = x.to(_float_dtype(x), copy=True)
     # torchvision's depthwise convolution, as sums of shifted views: several times faster on small images
     # on a CPU, and the same uint8 results (a sum of integers over 13 is never within float error of .5)
     rows = out[..., :-2, :] + out[..., 1:-1, :]
@@ -118,7 +123,7 @@ def sharpness(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
 def autocontrast(x: torch.Tensor) -> torch.Tensor:
     """Stretch each channel from its minimum and maximum to the full range (a channel with a single value
     stays as it is): torchvision's ``autocontrast``, with its arithmetic, and the cast back to uint8 fast."""
-    low = x.amin(dim=(-2, -1), keepdim=True).to(_float(x).dtype)
+    low = x.amin(dim=(-2, -1), keepdim=True).to(_float_dtype(x))
     high = x.amax(dim=(-2, -1), keepdim=True).to(low.dtype)
     flat = high == low
     inv_scale = torch.where(flat, 1.0, (high - low) * (1.0 / _bound(x)))
@@ -181,7 +186,7 @@ def affine(x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
     """Resample each image with its own inverse matrix (pixel units about the image centre), nearest
     interpolation and zero fill: torchvision's ``affine``/``rotate`` on tensors, for a batch at once."""
     h, w = x.shape[-2:]
-    dtype = x.dtype if x.is_floating_point() else torch.float32
+    dtype = _float_dtype(x)
     # torchvision's _affine_grid: pixel-centred coordinates times the matrix, normalised after it
     xs, ys, scale = _grid_coordinates(h, w, dtype, x.device)
     coef = theta.to(dtype) / scale.view(1, 2, 1)  # (B, 2, 3): the normalised matrix of each coordinate
@@ -191,7 +196,7 @@ def affine(x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
     grid = (xs * coef[..., 0:1]).unsqueeze(2) + (ys * coef[..., 1:2]).unsqueeze(3)
     grid += coef[..., 2:3].unsqueeze(3)
     grid = grid.permute(0, 2, 3, 1)
-    out = F.grid_sample(_float(x).to(dtype), grid, mode="nearest", padding_mode="zeros", align_corners=False)
+    out = F.grid_sample(x.to(dtype), grid, mode="nearest", padding_mode="zeros", align_corners=False)
     # nearest resampling of whole numbers gives whole numbers: no rounding before the cast back
     return out if x.is_floating_point() else _to_uint8(out)
 
@@ -208,7 +213,7 @@ def geometric(x: torch.Tensor, kinds: torch.Tensor, magnitude: torch.Tensor) -> 
     """Each image's geometric op (``kinds``: its index in ``_GEOMETRIC``) with its signed magnitude, with
     the matrix torchvision's auto-augment classes resample it with."""
     h, w = x.shape[-2:]
-    dtype = x.dtype if x.is_floating_point() else torch.float32
+    dtype = _float_dtype(x)
     rows = [_inverse_matrix(k, m, h, w) for k, m in zip(kinds.tolist(), magnitude.tolist(), strict=True)]
     return affine(x, torch.tensor(rows, dtype=dtype, device=x.device).view(-1, 2, 3))
 
