@@ -6,7 +6,8 @@ sub-policies are read from torchvision's own classes, and every op computes what
 computes (nearest interpolation, zero fill, the same rounding of uint8 results), so a policy draws from the
 same distribution of images as torchvision's per-image transform. What differs is the work: each op runs
 once per batch on the images that drew it, with per-image magnitudes; all geometric ops of a round share one
-``grid_sample`` call with a matrix per image.
+``grid_sample`` call with a matrix per image. Each op writes its result into the images it is given, views of the policy's own gathered copy of the batch:
+the op functions below change their argument.
 
 Batches are ``(B, C, H, W)``, uint8 (0..255) or float (0..1), before normalisation; the result has the same
 shape and dtype and image ``i`` stays at index ``i``. Randomness comes from torch's generator on the batch's
@@ -34,16 +35,16 @@ def _bound(x: torch.Tensor) -> float:
     return 1.0 if x.is_floating_point() else 255.0
 
 
-def _to_dtype(result: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """Clamp to the image range and cast back; uint8 results are truncated, as torchvision's colour ops do."""
-    result = result.clamp_(0, _bound(like))
-    return result if like.is_floating_point() else _to_uint8(result)
+def _store(result: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Clamp ``result`` to the image range and write it into ``x``; uint8 results are truncated, as
+    torchvision's colour ops do."""
+    return _store_whole(result.clamp_(0, _bound(x)), x)
 
 
-def _to_uint8(x: torch.Tensor) -> torch.Tensor:
-    """Truncate floats in 0..255 to uint8. Through int16: the same values, and on a CPU several times faster
-    than the direct cast."""
-    return x.to(torch.int16).to(torch.uint8)
+def _store_whole(result: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Write ``result``, whole numbers in the image range, into ``x``. Floats become uint8 through int16: the
+    same values, and on a CPU several times faster than the direct cast."""
+    return x.copy_(result if x.is_floating_point() else result.to(torch.int16))
 
 
 def _float_dtype(x: torch.Tensor) -> torch.dtype:
@@ -65,9 +66,8 @@ def _blend(x: torch.Tensor, other: torch.Tensor, ratio: torch.Tensor) -> torch.T
     """torchvision's ``_blend`` with one ratio per image."""
     fx = _float(x)
     # addcmul: one rounding for the second product and the sum, as torchvision's add_(alpha=...)
-    return _to_dtype(
-        torch.addcmul(fx * _per_image(ratio, fx.dtype), other, _per_image(1.0 - ratio, fx.dtype)), x
-    )
+    blended = torch.addcmul(fx * _per_image(ratio, fx.dtype), other, _per_image(1.0 - ratio, fx.dtype))
+    return _store(blended, x)
 
 
 def _grayscale(x: torch.Tensor) -> torch.Tensor:
@@ -82,7 +82,7 @@ def _grayscale(x: torch.Tensor) -> torch.Tensor:
 
 def brightness(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
     fx = _float(x)
-    return _to_dtype(fx * _per_image(factor, fx.dtype), x)
+    return _store(fx * _per_image(factor, fx.dtype), x)
 
 
 def saturation(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
@@ -117,7 +117,7 @@ def sharpness(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
     else:  # a sum of integers times 1/13 rounds as the sum over 13 does, and a product is cheaper
         blurred.mul_(1 / 13).round_()
     view.add_(blurred.sub_(view).mul_(_per_image(1.0 - factor, out.dtype)))
-    return _to_dtype(out, x)
+    return _store(out, x)
 
 
 def autocontrast(x: torch.Tensor) -> torch.Tensor:
@@ -127,7 +127,7 @@ def autocontrast(x: torch.Tensor) -> torch.Tensor:
     high = x.amax(dim=(-2, -1), keepdim=True).to(low.dtype)
     flat = high == low
     inv_scale = torch.where(flat, 1.0, (high - low) * (1.0 / _bound(x)))
-    return _to_dtype((_float(x) - torch.where(flat, 0.0, low)).div_(inv_scale), x)
+    return _store((_float(x) - torch.where(flat, 0.0, low)).div_(inv_scale), x)
 
 
 def equalize(x: torch.Tensor) -> torch.Tensor:
@@ -137,22 +137,23 @@ def equalize(x: torch.Tensor) -> torch.Tensor:
     numbers are integers far below 2**53), and chosen per channel before the lookup instead of after it.
     Float images are equalised on their uint8 values, as torchvision does."""
     if x.is_floating_point():
-        return TF.to_dtype(equalize(TF.to_dtype(x, torch.uint8, scale=True)), x.dtype, scale=True)
+        return x.copy_(TF.to_dtype(equalize(TF.to_dtype(x, torch.uint8, scale=True)), x.dtype, scale=True))
     b, c, h, w = x.shape
     # one histogram of 256 bins per channel: each value keyed by its channel, as int32 (int64 keys, as
     # scatter and gather take, cost a third more)
     offsets = torch.arange(0, b * c * 256, 256, dtype=torch.int32, device=x.device)
     keys = (x.int() + offsets.view(b, c, 1, 1)).view(-1)
     hist = torch.bincount(keys, minlength=b * c * 256).view(b, c, 256)
-    cum = hist.cumsum(-1, dtype=torch.float64)
     top = hist.gather(-1, x.flatten(-2).amax(-1, keepdim=True).long())  # pixels of the largest value
     step = (h * w - top).double().div_(255).floor_()
-    # table[v] from the pixels below v: the cumulative histogram shifted by one value (table[0] = 0)
-    table = F.pad(cum[..., :-1], (1, 0)).add_((step / 2).floor_())
+    # table[v] from the pixels below v (the cumulative histogram less the value's own pixels; summed as
+    # integers, cast after: a cumulative sum into float64 costs three times as much)
+    table = (hist.cumsum(-1) - hist).double().add_((step / 2).floor_())
     table = table.div_(step.clamp(min=1)).floor_().clamp_(max=255)
     identity = torch.arange(256, dtype=table.dtype, device=x.device)
     table = identity + (step > 0) * (table - identity)  # arithmetic: a where is slower
-    return _to_uint8(table).view(-1).index_select(0, keys).view(x.shape)
+    torch.index_select(table.to(torch.int16).to(torch.uint8).view(-1), 0, keys, out=x.view(-1))
+    return x
 
 
 def posterize(x: torch.Tensor, bits: torch.Tensor) -> torch.Tensor:
@@ -160,9 +161,9 @@ def posterize(x: torch.Tensor, bits: torch.Tensor) -> torch.Tensor:
     bits = bits.long()
     if x.is_floating_point():
         levels = _per_image(2.0**bits, x.dtype)
-        return (x * levels).floor_().clamp_(min=0).minimum(levels - 1) / levels
+        return x.copy_((x * levels).floor_().clamp_(min=0).minimum(levels - 1) / levels)
     mask = ((255 << (8 - bits)) & 255).to(torch.uint8)
-    return x & mask.view(-1, 1, 1, 1)
+    return x.bitwise_and_(mask.view(-1, 1, 1, 1))
 
 
 def solarize(x: torch.Tensor, threshold: torch.Tensor) -> torch.Tensor:
@@ -172,8 +173,13 @@ def solarize(x: torch.Tensor, threshold: torch.Tensor) -> torch.Tensor:
         # integers at or above t are those at or above ceil(t): compared as uint8, with no wider copy;
         # inverting is xor with 255 where the mask is 1 (0 - 1 = 255 in uint8)
         threshold = threshold.ceil().clamp_(min=0).to(torch.uint8)
-        return x ^ (x >= _full(threshold, x)).view(torch.uint8).neg_()
-    return torch.where(x >= _full(_per_image(threshold, x.dtype), x), TF.invert(x), x)
+        return x.bitwise_xor_((x >= _full(threshold, x)).view(torch.uint8).neg_())
+    return x.copy_(torch.where(x >= _full(_per_image(threshold, x.dtype), x), 1.0 - x, x))
+
+
+def invert(x: torch.Tensor) -> torch.Tensor:
+    """The bound minus each value: for uint8, the bits inverted."""
+    return x.neg_().add_(1.0) if x.is_floating_point() else x.bitwise_not_()
 
 
 def _full(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -198,7 +204,7 @@ def affine(x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
     grid = grid.permute(0, 2, 3, 1)
     out = F.grid_sample(x.to(dtype), grid, mode="nearest", padding_mode="zeros", align_corners=False)
     # nearest resampling of whole numbers gives whole numbers: no rounding before the cast back
-    return out if x.is_floating_point() else _to_uint8(out)
+    return _store_whole(out, x)
 
 
 @lru_cache(maxsize=16)
@@ -246,7 +252,7 @@ _COLOUR = {
     "Solarize": solarize,
     "AutoContrast": lambda x, m: autocontrast(x),
     "Equalize": lambda x, m: equalize(x),
-    "Invert": lambda x, m: TF.invert(x),
+    "Invert": lambda x, m: invert(x),
 }
 
 
@@ -256,11 +262,12 @@ def apply_ops(
     """Apply op ``names[choice[i]]`` with ``magnitude[i]`` to image ``i``: each op once, on the images
     that drew it (all geometric ops in one resampling); images that drew ``Identity`` are not touched."""
     # Sorted by op, the images of each op are a contiguous slice: one gather of the batch in that order,
-    # each op on a view of its slice, one gather back. Gathering and scattering a few images per op cost
+    # each op writing into a view of its slice, one gather back. Gathering and scattering a few images per op cost
     # more than the ops themselves on CIFAR-sized images.
     group_of, kind_of = _groups(tuple(names), x.device)
-    group = group_of[choice]
-    order = torch.argsort(group, stable=True)
+    # index_select and sort rather than indexing and argsort: the same, with less overhead per call
+    group = group_of.index_select(0, choice)
+    order = torch.sort(group, stable=True).indices
     counts = torch.bincount(group, minlength=len(names) + 1).tolist()
     if all(n == 0 for g, n in enumerate(counts) if g == 0 or names[g - 1] in _COLOUR):
         return x  # every image drew Identity
@@ -273,13 +280,11 @@ def apply_ops(
         if n == 0:
             continue
         if g == 0:
-            done = geometric(sorted_x[part], kind_of[sorted_choice[part]], sorted_magnitude[part])
+            geometric(sorted_x[part], kind_of.index_select(0, sorted_choice[part]), sorted_magnitude[part])
         elif names[g - 1] in _COLOUR:
-            done = _COLOUR[names[g - 1]](sorted_x[part], sorted_magnitude[part])
-        else:  # Identity
-            continue
-        sorted_x[part] = done
-    return sorted_x.index_select(0, torch.argsort(order))
+            _COLOUR[names[g - 1]](sorted_x[part], sorted_magnitude[part])
+    back = torch.empty_like(order).scatter_(0, order, torch.arange(len(order), device=order.device))
+    return sorted_x.index_select(0, back)
 
 
 @lru_cache(maxsize=16)
@@ -306,8 +311,8 @@ def _space(transform: type, num_bins: int, h: int, w: int, device: torch.device)
 
 @lru_cache(maxsize=16)
 def _auto_augment_tables(h: int, w: int, device: torch.device):
-    """AutoAugment's CIFAR-10 sub-policies as tensors: (op names with ``Identity`` first, magnitudes,
-    signed, op of each policy step ``(25, 2)``, its probability, its magnitude bin)."""
+    """AutoAugment's CIFAR-10 sub-policies as tensors: (op names with ``Identity`` first, and for each
+    policy's two steps ``(25, 2)``: the op, its probability, its magnitude, whether that is signed)."""
     names, mags, signed = _space(AutoAugment, _AUTOAUGMENT_BINS, h, w, device)
     names = ("Identity", *names)  # what an op left out by its probability does
     mags = torch.cat([torch.zeros(1, _AUTOAUGMENT_BINS, dtype=mags.dtype, device=device), mags])
@@ -316,7 +321,7 @@ def _auto_augment_tables(h: int, w: int, device: torch.device):
     ops = torch.tensor([[names.index(op) for op, _, _ in p] for p in policies], device=device)
     probs = torch.tensor([[prob for _, prob, _ in p] for p in policies], device=device)
     bins = torch.tensor([[b or 0 for _, _, b in p] for p in policies], device=device)
-    return names, mags, signed, ops, probs, bins
+    return names, ops, probs, mags[ops, bins], signed[ops]
 
 
 def _signed(magnitude: torch.Tensor, signed: torch.Tensor) -> torch.Tensor:
@@ -346,13 +351,14 @@ def trivial_augment(x: torch.Tensor) -> torch.Tensor:
 def auto_augment(x: torch.Tensor) -> torch.Tensor:
     """AutoAugment (Cubuk et al., 2019) with its CIFAR-10 policy: each image draws one of the 25
     sub-policies and applies its two ops, each with the op's probability."""
-    names, mags, signed, ops, probs, bins = _auto_augment_tables(*x.shape[-2:], x.device)
+    names, ops, probs, mags, signed = _auto_augment_tables(*x.shape[-2:], x.device)
     policy = torch.randint(len(ops), (len(x),), device=x.device)
+    # both steps drawn at once, (B, 2): an op left out by its probability is Identity (0)
+    applied = torch.rand(len(x), 2, device=x.device) <= probs.index_select(0, policy)
+    choice = ops.index_select(0, policy) * applied
+    magnitude = _signed(mags.index_select(0, policy), signed.index_select(0, policy))
     for step in range(2):
-        applied = torch.rand(len(x), device=x.device) <= probs[policy, step]
-        choice = torch.where(applied, ops[policy, step], 0)
-        magnitude = mags[choice, bins[policy, step]]
-        x = apply_ops(x, names, choice, _signed(magnitude, signed[choice]))
+        x = apply_ops(x, names, choice[:, step], magnitude[:, step])
     return x
 
 
