@@ -6,8 +6,8 @@ sub-policies are read from torchvision's own classes, and every op computes what
 computes (nearest interpolation, zero fill, the same rounding of uint8 results), so a policy draws from the
 same distribution of images as torchvision's per-image transform. What differs is the work: each op runs
 once per batch on the images that drew it, with per-image magnitudes; all geometric ops of a round share one
-``grid_sample`` call with a matrix per image. Each op writes its result into the images it is given, views of the policy's own gathered copy of the batch:
-the op functions below change their argument.
+``grid_sample`` call with a matrix per image. Each op writes its result into the images it is given, views
+of the policy's own gathered copy of the batch: the op functions below change their argument.
 
 Batches are ``(B, C, H, W)``, uint8 (0..255) or float (0..1), before normalisation; the result has the same
 shape and dtype and image ``i`` stays at index ``i``. Randomness comes from torch's generator on the batch's
@@ -260,31 +260,37 @@ def apply_ops(
     x: torch.Tensor, names: Sequence[str], choice: torch.Tensor, magnitude: torch.Tensor
 ) -> torch.Tensor:
     """Apply op ``names[choice[i]]`` with ``magnitude[i]`` to image ``i``: each op once, on the images
-    that drew it (all geometric ops in one resampling); images that drew ``Identity`` are not touched."""
+    that drew it (all geometric ops in one resampling); images that drew ``Identity`` are not touched.
+    With ``choice`` and ``magnitude`` of shape ``(B, rounds)``, the rounds one after the other."""
+    if choice.dim() == 1:
+        choice, magnitude = choice[:, None], magnitude[:, None]
     # Sorted by op, the images of each op are a contiguous slice: one gather of the batch in that order,
-    # each op writing into a view of its slice, one gather back. Gathering and scattering a few images per op cost
-    # more than the ops themselves on CIFAR-sized images.
+    # each op writing into a view of its slice, one gather back at the end. Gathering and scattering a few
+    # images per op cost more than the ops themselves on CIFAR-sized images.
     group_of, kind_of = _groups(tuple(names), x.device)
-    # index_select and sort rather than indexing and argsort: the same, with less overhead per call
-    group = group_of.index_select(0, choice)
-    order = torch.sort(group, stable=True).indices
-    counts = torch.bincount(group, minlength=len(names) + 1).tolist()
-    if all(n == 0 for g, n in enumerate(counts) if g == 0 or names[g - 1] in _COLOUR):
-        return x  # every image drew Identity
-    sorted_x, sorted_choice = x.index_select(0, order), choice.index_select(0, order)
-    sorted_magnitude = magnitude.index_select(0, order).double()
-    start = 0
-    for g, n in enumerate(counts):
-        part = slice(start, start + n)
-        start += n
-        if n == 0:
-            continue
-        if g == 0:
-            geometric(sorted_x[part], kind_of.index_select(0, sorted_choice[part]), sorted_magnitude[part])
-        elif names[g - 1] in _COLOUR:
-            _COLOUR[names[g - 1]](sorted_x[part], sorted_magnitude[part])
-    back = torch.empty_like(order).scatter_(0, order, torch.arange(len(order), device=order.device))
-    return sorted_x.index_select(0, back)
+    back = None  # x[back[i]] is image i; None while x is in the batch's order
+    for r in range(choice.shape[1]):
+        # index_select and sort rather than indexing and argsort: the same, with less overhead per call
+        group = group_of.index_select(0, choice[:, r])
+        counts = torch.bincount(group, minlength=len(names) + 1).tolist()
+        if all(n == 0 for g, n in enumerate(counts) if g == 0 or names[g - 1] in _COLOUR):
+            continue  # every image drew Identity
+        order = torch.sort(group, stable=True).indices
+        x = x.index_select(0, order if back is None else back.index_select(0, order))
+        sorted_choice = choice[:, r].index_select(0, order)
+        sorted_magnitude = magnitude[:, r].index_select(0, order).double()
+        start = 0
+        for g, n in enumerate(counts):
+            part = slice(start, start + n)
+            start += n
+            if n == 0:
+                continue
+            if g == 0:
+                geometric(x[part], kind_of.index_select(0, sorted_choice[part]), sorted_magnitude[part])
+            elif names[g - 1] in _COLOUR:
+                _COLOUR[names[g - 1]](x[part], sorted_magnitude[part])
+        back = torch.empty_like(order).scatter_(0, order, torch.arange(len(order), device=order.device))
+    return x if back is None else x.index_select(0, back)
 
 
 @lru_cache(maxsize=16)
@@ -334,10 +340,10 @@ def rand_augment(x: torch.Tensor, num_ops: int = 2, magnitude: int = 9) -> torch
     """RandAugment (Cubuk et al., 2020): ``num_ops`` rounds, each image drawing one op per round, all at
     magnitude bin ``magnitude`` of ``NUM_BINS``."""
     names, mags, signed = _space(RandAugment, NUM_BINS, *x.shape[-2:], x.device)
-    for _ in range(num_ops):
-        choice = torch.randint(len(names), (len(x),), device=x.device)
-        x = apply_ops(x, names, choice, _signed(mags[choice, magnitude], signed[choice]))
-    return x
+    choice = torch.randint(len(names), (len(x), num_ops), device=x.device)  # every round drawn at once
+    flat = choice.view(-1)
+    chosen = _signed(mags[:, magnitude].index_select(0, flat), signed.index_select(0, flat))
+    return apply_ops(x, names, choice, chosen.view_as(choice))
 
 
 def trivial_augment(x: torch.Tensor) -> torch.Tensor:
@@ -357,9 +363,7 @@ def auto_augment(x: torch.Tensor) -> torch.Tensor:
     applied = torch.rand(len(x), 2, device=x.device) <= probs.index_select(0, policy)
     choice = ops.index_select(0, policy) * applied
     magnitude = _signed(mags.index_select(0, policy), signed.index_select(0, policy))
-    for step in range(2):
-        x = apply_ops(x, names, choice[:, step], magnitude[:, step])
-    return x
+    return apply_ops(x, names, choice, magnitude)
 
 
 @contextmanager
