@@ -290,7 +290,11 @@ def apply_ops(
             elif names[g - 1] in _COLOUR:
                 _COLOUR[names[g - 1]](x[part], sorted_magnitude[part])
         back = torch.empty_like(order).scatter_(0, order, torch.arange(len(order), device=order.device))
-    return x if back is None else x.index_select(0, back)
+    if back is None:
+        return x
+    # the last gather makes the result, outside inference mode: a tensor training may use like any other
+    with torch.inference_mode(False):
+        return x.index_select(0, back)
 
 
 @lru_cache(maxsize=16)
@@ -395,10 +399,9 @@ def apply_policy(x: torch.Tensor, policy: str, num_ops: int = 2, magnitude: int 
     if policy not in policies:
         raise ValueError(f"policy must be one of {', '.join(POLICIES)}, got {policy!r}")
     # In inference mode each of those small ops skips autograd's bookkeeping (about 10% of a policy's time
-    # on a CPU); the result is cloned out of it, so training may use it like any tensor.
+    # on a CPU); the result is made outside it (or is the batch itself, where every image drew Identity).
     with _one_cpu_thread(x.device), torch.inference_mode():
-        out = policies[policy]()
-    return out.clone()
+        return policies[policy]()
 
 
 def per_image_policy(policy: str, num_ops: int = 2, magnitude: int = 9) -> list:
