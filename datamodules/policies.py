@@ -188,40 +188,47 @@ def _full(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return values.view(-1, *[1] * (like.dim() - 1)).expand_as(like).contiguous()
 
 
-def affine(x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
-    """Resample each image with its own inverse matrix (pixel units about the image centre), nearest
-    interpolation and zero fill: torchvision's ``affine``/``rotate`` on tensors, for a batch at once."""
-    h, w = x.shape[-2:]
-    dtype = _float_dtype(x)
-    # torchvision's _affine_grid: pixel-centred coordinates times the matrix, normalised after it
-    xs, ys, scale = _grid_coordinates(h, w, dtype, x.device)
-    coef = theta.to(dtype) / scale.view(1, 2, 1)  # (B, 2, 3): the normalised matrix of each coordinate
-    # (x m0 + y m1) + m2 for each coordinate: the products and sums of torchvision's matrix product, as a
-    # column term plus a row term on contiguous (B, 2, H, W) planes, then viewed as (B, H, W, 2) (several
-    # times faster than the product over the whole grid)
+def affine(x: torch.Tensor, coef: torch.Tensor) -> torch.Tensor:
+    """Resample each image with its own ``(2, 3)`` inverse matrix in the grid's normalised coordinates
+    (from ``_coefficients``), nearest interpolation and zero fill: torchvision's ``affine``/``rotate`` on
+    tensors, for a batch at once."""
+    xs, ys = _grid_coordinates(*x.shape[-2:], coef.dtype, x.device)
+    # torchvision's _affine_grid: pixel-centred coordinates times the normalised matrix, (x m0 + y m1) + m2
+    # for each coordinate, with its products and sums, as a column term plus a row term on contiguous
+    # (B, 2, H, W) planes, then viewed as (B, H, W, 2) (several times faster than the product over the
+    # whole grid)
     grid = (xs * coef[..., 0:1]).unsqueeze(2) + (ys * coef[..., 1:2]).unsqueeze(3)
     grid += coef[..., 2:3].unsqueeze(3)
     grid = grid.permute(0, 2, 3, 1)
-    out = F.grid_sample(x.to(dtype), grid, mode="nearest", padding_mode="zeros", align_corners=False)
+    out = F.grid_sample(x.to(coef.dtype), grid, mode="nearest", padding_mode="zeros", align_corners=False)
     # nearest resampling of whole numbers gives whole numbers: no rounding before the cast back
     return _store_whole(out, x)
 
 
 @lru_cache(maxsize=16)
 def _grid_coordinates(h: int, w: int, dtype: torch.dtype, device: torch.device):
-    """Pixel-centred column and row coordinates and the normalising scale of ``affine``'s grid."""
+    """Pixel-centred column and row coordinates of ``affine``'s grid."""
     xs = torch.linspace((1.0 - w) * 0.5, (w - 1.0) * 0.5, steps=w, device=device).to(dtype)
     ys = torch.linspace((1.0 - h) * 0.5, (h - 1.0) * 0.5, steps=h, device=device).to(dtype)
-    return xs, ys, torch.tensor([0.5 * w, 0.5 * h], dtype=dtype, device=device)
+    return xs, ys
 
 
 def geometric(x: torch.Tensor, kinds: torch.Tensor, magnitude: torch.Tensor) -> torch.Tensor:
     """Each image's geometric op (``kinds``: its index in ``_GEOMETRIC``) with its signed magnitude, with
     the matrix torchvision's auto-augment classes resample it with."""
     h, w = x.shape[-2:]
-    dtype = _float_dtype(x)
-    rows = [_inverse_matrix(k, m, h, w) for k, m in zip(kinds.tolist(), magnitude.tolist(), strict=True)]
-    return affine(x, torch.tensor(rows, dtype=dtype, device=x.device).view(-1, 2, 3))
+    key = (h, w, _float_dtype(x), x.device)
+    pairs = zip(kinds.tolist(), magnitude.tolist(), strict=True)
+    return affine(x, torch.cat([_coefficients(k, m, *key) for k, m in pairs]))
+
+
+@lru_cache(maxsize=4096)
+def _coefficients(kind: int, magnitude: float, h: int, w: int, dtype: torch.dtype, device: torch.device):
+    """``_inverse_matrix`` as ``affine`` takes it, ``(1, 2, 3)``: in ``dtype``, each row divided by half
+    the image's width or height, as torchvision's grid does. Made once per op and magnitude, as a tensor:
+    joining them is several times faster than making a tensor of the matrices' numbers each time."""
+    theta = torch.tensor(_inverse_matrix(kind, magnitude, h, w), dtype=dtype, device=device).view(1, 2, 3)
+    return theta / torch.tensor([0.5 * w, 0.5 * h], dtype=dtype, device=device).view(1, 2, 1)
 
 
 @lru_cache(maxsize=4096)
@@ -229,7 +236,7 @@ def _inverse_matrix(kind: int, magnitude: float, h: int, w: int) -> list[float]:
     """The output-to-input matrix of op ``_GEOMETRIC[kind]`` at ``magnitude`` on ``h`` x ``w`` images, from
     torchvision's own helper with the arguments its auto-augment classes give ``affine`` (shears about the
     top-left corner, whole-pixel translations) and ``rotate`` (the angle modulo 360, turned the other way).
-    Computed once per op and magnitude: a policy draws its magnitudes from a few bins."""
+    A policy draws its magnitudes from a few bins: ``_coefficients`` keeps each matrix once made."""
     name = _GEOMETRIC[kind]
     if name == "Rotate":
         return _get_inverse_affine_matrix([0.0, 0.0], -(magnitude % 360), [0.0, 0.0], 1.0, [0.0, 0.0])
