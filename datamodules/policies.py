@@ -62,22 +62,22 @@ def _per_image(values: torch.Tensor, dtype: torch.dtype = torch.float32) -> torc
     return values.view(-1, 1, 1, 1).to(dtype)
 
 
-def _blend(x: torch.Tensor, other: torch.Tensor, ratio: torch.Tensor) -> torch.Tensor:
-    """torchvision's ``_blend`` with one ratio per image."""
-    fx = _float(x)
+def _blend(x: torch.Tensor, fx: torch.Tensor, other: torch.Tensor, ratio: torch.Tensor) -> torch.Tensor:
+    """torchvision's ``_blend`` of ``x`` (``fx``: ``x`` as float) and ``other``, with one ratio per image."""
     # addcmul: one rounding for the second product and the sum, as torchvision's add_(alpha=...)
     blended = torch.addcmul(fx * _per_image(ratio, fx.dtype), other, _per_image(1.0 - ratio, fx.dtype))
     return _store(blended, x)
 
 
-def _grayscale(x: torch.Tensor) -> torch.Tensor:
-    """Luma as torchvision's colour ops use it (``rgb_to_grayscale``), as float: floored for uint8, where
-    torchvision casts it to uint8 and back (the luma of 0..255 values stays below 255)."""
-    if x.shape[1] == 1:
-        return _float(x)
-    r, g, b = _float(x).unbind(dim=1)
+def _grayscale(fx: torch.Tensor, whole: bool) -> torch.Tensor:
+    """Luma of ``fx`` (images as float) as torchvision's colour ops use it (``rgb_to_grayscale``): floored
+    for ``whole`` (uint8) images, where torchvision casts it to uint8 and back (the luma of 0..255 values
+    stays below 255)."""
+    if fx.shape[1] == 1:
+        return fx
+    r, g, b = fx.unbind(dim=1)
     luma = r.mul(0.2989).add_(g, alpha=0.587).add_(b, alpha=0.114).unsqueeze_(1)
-    return luma if x.is_floating_point() else luma.floor_()
+    return luma.floor_() if whole else luma
 
 
 def brightness(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
@@ -88,14 +88,16 @@ def brightness(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
 def saturation(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
     if x.shape[1] == 1:  # torchvision leaves grey images alone
         return x
-    return _blend(x, _grayscale(x), factor)
+    fx = _float(x)
+    return _blend(x, fx, _grayscale(fx, not x.is_floating_point()), factor)
 
 
 def contrast(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
     """Blend with each image's mean grey, spread over a grey image: on a CPU the blend is several times
     slower with one value per image than with a value per pixel."""
-    grey = _grayscale(x)
-    return _blend(x, _full(grey.mean(dim=(1, 2, 3)), grey), factor)
+    fx = _float(x)
+    grey = _grayscale(fx, not x.is_floating_point())
+    return _blend(x, fx, _full(grey.mean(dim=(1, 2, 3)), grey), factor)
 
 
 def sharpness(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
