@@ -143,19 +143,30 @@ def equalize(x: torch.Tensor) -> torch.Tensor:
     b, c, h, w = x.shape
     # one histogram of 256 bins per channel: each value keyed by its channel, as int32 (int64 keys, as
     # scatter and gather take, cost a third more)
-    offsets = torch.arange(0, b * c * 256, 256, dtype=torch.int32, device=x.device)
-    keys = (x.int() + offsets.view(b, c, 1, 1)).view(-1)
+    keys = (x.int() + _channel_keys(b, c, x.device)).view(-1)
     hist = torch.bincount(keys, minlength=b * c * 256).view(b, c, 256)
     top = hist.gather(-1, x.flatten(-2).amax(-1, keepdim=True).long())  # pixels of the largest value
-    step = (h * w - top).double().div_(255).floor_()
-    # table[v] from the pixels below v (the cumulative histogram less the value's own pixels; summed as
-    # integers, cast after: a cumulative sum into float64 costs three times as much)
-    table = (hist.cumsum(-1) - hist).double().add_((step / 2).floor_())
-    table = table.div_(step.clamp(min=1)).floor_().clamp_(max=255)
-    identity = torch.arange(256, dtype=table.dtype, device=x.device)
-    table = identity + (step > 0) * (table - identity)  # arithmetic: a where is slower
+    step = (h * w - top).div_(255, rounding_mode="floor")
+    # table[v] from the pixels below v (the cumulative histogram less the value's own pixels), plus half a
+    # step: summed as integers, cast after (a cumulative sum into float64 costs three times as much)
+    table = (hist.cumsum(-1) - hist).add_(step // 2).double()
+    table = table.div_(step.double().clamp_(min=1)).floor_().clamp_(max=255)
+    if bool((step == 0).any()):  # channels that stay as they are (rare in photos: checked, not computed)
+        identity = _identity_table(x.device)
+        table = identity + (step > 0) * (table - identity)  # arithmetic: a where is slower
     torch.index_select(table.to(torch.int16).to(torch.uint8).view(-1), 0, keys, out=x.view(-1))
     return x
+
+
+@lru_cache(maxsize=1024)
+def _channel_keys(b: int, c: int, device: torch.device) -> torch.Tensor:
+    """The first histogram bin of each of ``b`` x ``c`` channels, ``(b, c, 1, 1)``, as int32."""
+    return torch.arange(0, b * c * 256, 256, dtype=torch.int32, device=device).view(b, c, 1, 1)
+
+
+@lru_cache(maxsize=4)
+def _identity_table(device: torch.device) -> torch.Tensor:
+    return torch.arange(256, dtype=torch.float64, device=device)
 
 
 def posterize(x: torch.Tensor, bits: torch.Tensor) -> torch.Tensor:
